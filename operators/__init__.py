@@ -1,0 +1,10 @@
+"""Operators: thin App adapters over the core in ``plugin/``.
+
+Each module defines operators; list them here to register them.
+"""
+
+from .store import MilvusStoreStatus
+
+OPERATORS = [
+    MilvusStoreStatus,
+]

@@ -1,0 +1,3 @@
+"""Panels: App UI over the core in ``plugin/``. List them here to register."""
+
+PANELS = []

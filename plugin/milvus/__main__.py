@@ -1,0 +1,28 @@
+"""``python -m plugin.milvus {status,start,stop,logs}``: the local store."""
+
+import argparse
+import json
+import sys
+
+from plugin.milvus.local_server import LocalMilvusServer
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m plugin.milvus")
+    parser.add_argument("command", choices=["status", "start", "stop", "logs"])
+    parser.add_argument("--lines", type=int, default=50, help="for logs")
+    args = parser.parse_args(argv)
+    server = LocalMilvusServer()
+    if args.command == "start":
+        print(server.ensure_running())
+    elif args.command == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.command == "logs":
+        print(server.logs(args.lines))
+    else:
+        print(json.dumps(server.status(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

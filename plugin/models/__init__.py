@@ -1,0 +1,1 @@
+"""Embedding models: the offline LiT model and its FiftyOne zoo registration."""

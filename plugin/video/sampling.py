@@ -1,0 +1,198 @@
+"""Frame sampling with PyAV: seek to each wanted time instead of decoding all.
+
+Fixed-rate sampling wants frame ``k`` at ``t = k / fps``: we seek to the
+keyframe before ``t`` and decode forward to the first frame whose time is at
+or after ``t``; the frame's own presentation time is what we report. Scene
+sampling probes the video at a higher rate the same way and keeps a frame
+when its perceptual hash differs from the previous probe's.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import imagehash
+from PIL import Image
+
+# Targets closer than this to the decoder's position are reached by decoding
+# forward: cheaper than a seek back to a keyframe.
+_DECODE_FORWARD_S = 1.0
+_TIME_EPS = 1e-6
+
+
+class VideoReadError(Exception):
+    """The file is not a video we can read (message says why)."""
+
+
+@dataclass
+class VideoInfo:
+    """What the container says about a video."""
+
+    path: str
+    duration: float
+    frame_rate: float
+    width: int
+    height: int
+    has_audio: bool
+    title: str
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+@dataclass
+class SampledFrame:
+    """One sampled frame: its position in the sample, its time, its image."""
+
+    index: int
+    timestamp: float
+    image: Image.Image
+
+
+def probe_video(path):
+    """Returns the :class:`VideoInfo` of ``path``; raises :class:`VideoReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError("empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            return _info_from_container(path, container)
+    except av.FFmpegError as e:
+        raise VideoReadError(f"not a readable video ({_short(e)})") from e
+
+
+def _info_from_container(path, container):
+    if not container.streams.video:
+        raise VideoReadError("no video stream in the file")
+    stream = container.streams.video[0]
+    duration = _stream_duration(container, stream)
+    if duration <= 0:
+        raise VideoReadError("zero-length video (no duration)")
+    title = container.metadata.get("title") or path.stem
+    return VideoInfo(
+        path=str(path),
+        duration=duration,
+        frame_rate=float(stream.average_rate or stream.guessed_rate or 0),
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        has_audio=bool(container.streams.audio),
+        title=title,
+    )
+
+
+def _stream_duration(container, stream):
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def fixed_rate_times(duration, fps, max_frames=None):
+    """The wanted times ``k / fps`` inside ``[0, duration)``, at most ``max_frames``."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    count = int(duration * fps - _TIME_EPS) + 1
+    if max_frames:
+        count = min(count, int(max_frames))
+    return [k / fps for k in range(count)]
+
+
+def sample_frames(
+    path,
+    fps=0.2,
+    max_frames=None,
+    long_side=None,
+    dedup_distance=None,
+    scene_threshold=None,
+    scene_probe_fps=1.0,
+):
+    """Yields :class:`SampledFrame` s of the video at ``path``.
+
+    Args:
+        path: the video file
+        fps (0.2): frames per second for fixed-rate sampling
+        max_frames (None): stop after this many frames
+        long_side (None): downscale frames so their long side is at most this
+        dedup_distance (None): skip a frame whose perceptual hash is within
+            this Hamming distance of the last kept frame
+        scene_threshold (None): if set, sample on scene changes instead: probe
+            at ``scene_probe_fps`` and keep a probe whose hash is at least this
+            far from the previous probe's (the first frame is always kept)
+        scene_probe_fps (1.0): the probing rate of scene sampling
+    """
+    info = probe_video(path)
+    probe_fps = scene_probe_fps if scene_threshold is not None else fps
+    times = fixed_rate_times(info.duration, probe_fps)
+    kept, last_kept_hash, previous_hash = 0, None, None
+    for timestamp, image in _decode_at(path, times):
+        if max_frames and kept >= max_frames:
+            return
+        image = downscale(image, long_side)
+        phash = _phash_if(image, dedup_distance, scene_threshold)
+        is_new_scene = scene_threshold is None or (
+            previous_hash is None or phash - previous_hash >= scene_threshold
+        )
+        previous_hash = phash
+        is_duplicate = (
+            dedup_distance is not None
+            and last_kept_hash is not None
+            and phash - last_kept_hash <= dedup_distance
+        )
+        if is_new_scene and not is_duplicate:
+            last_kept_hash = phash
+            yield SampledFrame(index=kept, timestamp=timestamp, image=image)
+            kept += 1
+
+
+def _phash_if(image, dedup_distance, scene_threshold):
+    if dedup_distance is None and scene_threshold is None:
+        return None
+    return imagehash.phash(image)
+
+
+def _decode_at(path, times):
+    """Yields ``(time, image)`` for the first decoded frame at or after each time.
+
+    Stops early (without error) where the stream ends or breaks, e.g. a
+    truncated file; the caller compares what it got with what it wanted.
+    """
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        position = None  # time of the last decoded frame
+        frames = None
+        for target in times:
+            if position is None or target - position > _DECODE_FORWARD_S:
+                container.seek(int(target / stream.time_base), stream=stream)
+                frames = container.decode(stream)
+            found = _first_frame_at_or_after(frames, target)
+            if found is None:
+                return
+            position = found.time
+            yield found.time, found.to_image()
+
+
+def _first_frame_at_or_after(frames, target):
+    try:
+        for frame in frames:
+            if frame.time is not None and frame.time >= target - _TIME_EPS:
+                return frame
+    except av.FFmpegError:
+        return None  # a broken packet ends the stream for us
+    return None
+
+
+def downscale(image, long_side):
+    """``image`` shrunk (never enlarged) so that its long side is ``long_side``."""
+    if not long_side or max(image.size) <= long_side:
+        return image
+    image = image.copy()
+    image.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
+    return image
+
+
+def _short(error):
+    return str(error).split(":")[-1].strip() or type(error).__name__

@@ -1,0 +1,73 @@
+"""Shared fixtures: real services, started once per test session.
+
+- ``local_store``: the managed Milvus Lite server, in a temp workbench home
+- ``real_milvus``: a real Milvus standalone server (PyPI ``milvus==2.3.5``)
+
+A service that cannot start FAILS the tests that need it, with the reason.
+"""
+
+import os
+import socket
+import tempfile
+import uuid
+
+import pytest
+
+# Isolate the workbench's files (local store, frames) from the user's.
+_SESSION_HOME = tempfile.mkdtemp(prefix="vrag-test-home-")
+os.environ.setdefault("VRAG_HOME", _SESSION_HOME)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+os.environ.setdefault("VRAG_MILVUS_LITE_PORT", str(_free_port()))
+
+
+@pytest.fixture(scope="session")
+def local_store():
+    """The managed local Milvus store (a Milvus Lite server), started once."""
+    from plugin.milvus import LocalMilvusServer, resolve_milvus
+
+    server = LocalMilvusServer()
+    connection = resolve_milvus("local")
+    yield connection
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_milvus():
+    """A real Milvus standalone server; yields a MilvusConnection to it."""
+    from support.milvus_server import MilvusServerError, RealMilvusServer
+
+    from plugin.milvus import resolve_milvus
+
+    server = RealMilvusServer()
+    try:
+        uri = server.start()
+    except MilvusServerError as e:
+        pytest.fail(f"Real Milvus server unavailable: {e}", pytrace=False)
+    yield resolve_milvus(uri)
+    server.stop()
+
+
+@pytest.fixture(params=["local_store", "real_milvus"])
+def any_store(request):
+    """Runs a test against BOTH the managed local store and the real server."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def dataset_name():
+    """A unique dataset name; the dataset is deleted after the test."""
+    import fiftyone as fo
+
+    name = f"vrag-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
