@@ -14,6 +14,8 @@ _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 if _PLUGIN_DIR not in sys.path:
     sys.path.insert(0, _PLUGIN_DIR)
 
+import plugin.retrieval  # noqa: E402,F401  (applies fixes to brain's Milvus backend)
+
 from .operators import OPERATORS  # noqa: E402
 from .panels import PANELS  # noqa: E402
 

@@ -3,8 +3,10 @@
 Each module defines operators; list them here to register them.
 """
 
+from .import_videos import ImportVideos
 from .store import MilvusStoreStatus
 
 OPERATORS = [
     MilvusStoreStatus,
+    ImportVideos,
 ]

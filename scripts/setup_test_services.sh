@@ -27,3 +27,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+
+# 4. espeak-ng (Debian) speaks the narration of the generated test videos.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  echo "==> Installing Debian espeak-ng for the narrated test videos"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >/dev/null
+fi

@@ -16,6 +16,9 @@ import pytest
 # Isolate the workbench's files (local store, frames) from the user's.
 _SESSION_HOME = tempfile.mkdtemp(prefix="vrag-test-home-")
 os.environ.setdefault("VRAG_HOME", _SESSION_HOME)
+# Our own MongoDB for the session: isolated from the user's datasets and from
+# other FiftyOne installs' database on this machine.
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", os.path.join(_SESSION_HOME, "mongo"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

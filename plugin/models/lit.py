@@ -127,18 +127,21 @@ class TextTower:
         return vectors.astype(np.float32)
 
 
-def caption_bank(text_tower, cache_dir=None):
-    """Embeds the training captions once; cached by caption-list hash."""
-    captions, owners = build_captions()
-    key = hashlib.sha1("\n".join(captions).encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"captions_{key}.npy" if cache_dir else None
+def cached_text_vectors(texts, cache_dir=None, text_tower=None):
+    """MiniLM vectors of ``texts``, cached under ``cache_dir`` by content hash.
+
+    The cache lets training run where the MiniLM package is absent (a GPU box).
+    """
+    texts = list(texts)
+    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"minilm_{key}.npy" if cache_dir else None
     if path is not None and path.exists():
-        return np.load(path), owners, captions
-    vectors = text_tower.encode(captions)
+        return np.load(path)
+    vectors = (text_tower or TextTower()).encode(texts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
-    return vectors, owners, captions
+    return vectors
 
 
 def _conv_bn(c_in, c_out):
@@ -207,7 +210,7 @@ def preprocess_pil(img):
     left = (img.width - IMAGE_SIZE) // 2
     top = (img.height - IMAGE_SIZE) // 2
     img = img.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
-    return normalize_batch(np.asarray(img)[None])[0]
+    return normalize_batch(np.array(img)[None])[0]
 
 
 def save_weights(tower, path, metadata):
@@ -216,7 +219,10 @@ def save_weights(tower, path, metadata):
         k: v.half() if v.is_floating_point() else v
         for k, v in tower.state_dict().items()
     }
-    torch.save({"width": tower.width, "state_dict": state, "metadata": metadata}, path)
+    # JSON-safe metadata so that ``torch.load(weights_only=True)`` accepts it
+    metadata = json.loads(json.dumps(metadata, default=str))
+    blob = {"width": tower.width, "state_dict": state, "metadata": metadata}
+    torch.save(blob, path)
 
 
 def load_image_tower(path=DEFAULT_WEIGHTS, device="cpu"):

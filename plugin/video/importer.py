@@ -237,6 +237,7 @@ def _frames_dir(dataset, options):
 
 def _write_frames(video_path, frames_dir, options):
     """Samples and writes the frames; returns ``([(frame, jpeg path)], timings)``."""
+    shutil.rmtree(frames_dir, ignore_errors=True)  # stale frames of a cut-off run
     frames_dir.mkdir(parents=True, exist_ok=True)
     frames, writing = [], 0.0
     started = time.perf_counter()

@@ -18,6 +18,9 @@ from PIL import Image
 # forward: cheaper than a seek back to a keyframe.
 _DECODE_FORWARD_S = 1.0
 _TIME_EPS = 1e-6
+# Scene sampling ignores changes this soon after a kept frame: the frame
+# right after a cut is often coded coarsely and "changes" again a probe later.
+MIN_SCENE_S = 2.0
 
 
 class VideoReadError(Exception):
@@ -126,14 +129,15 @@ def sample_frames(
     info = probe_video(path)
     probe_fps = scene_probe_fps if scene_threshold is not None else fps
     times = fixed_rate_times(info.duration, probe_fps)
-    kept, last_kept_hash, previous_hash = 0, None, None
-    for timestamp, image in _decode_at(path, times):
+    kept, last_kept_hash, previous_hash, last_kept_time = 0, None, None, 0.0
+    for timestamp, image in _decode_at(path, times, long_side):
         if max_frames and kept >= max_frames:
             return
-        image = downscale(image, long_side)
         phash = _phash_if(image, dedup_distance, scene_threshold)
         is_new_scene = scene_threshold is None or (
-            previous_hash is None or phash - previous_hash >= scene_threshold
+            previous_hash is None
+            or phash - previous_hash >= scene_threshold
+            and timestamp - last_kept_time >= MIN_SCENE_S
         )
         previous_hash = phash
         is_duplicate = (
@@ -142,7 +146,7 @@ def sample_frames(
             and phash - last_kept_hash <= dedup_distance
         )
         if is_new_scene and not is_duplicate:
-            last_kept_hash = phash
+            last_kept_hash, last_kept_time = phash, timestamp
             yield SampledFrame(index=kept, timestamp=timestamp, image=image)
             kept += 1
 
@@ -153,8 +157,11 @@ def _phash_if(image, dedup_distance, scene_threshold):
     return imagehash.phash(image)
 
 
-def _decode_at(path, times):
+def _decode_at(path, times, long_side=None):
     """Yields ``(time, image)`` for the first decoded frame at or after each time.
+
+    Images are scaled by FFmpeg (swscale) while converting to RGB: cheaper
+    than converting a 4K frame whole and shrinking it afterwards.
 
     Stops early (without error) where the stream ends or breaks, e.g. a
     truncated file; the caller compares what it got with what it wanted.
@@ -162,6 +169,9 @@ def _decode_at(path, times):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        width, height = scaled_size(
+            stream.codec_context.width, stream.codec_context.height, long_side
+        )
         position = None  # time of the last decoded frame
         frames = None
         for target in times:
@@ -172,7 +182,7 @@ def _decode_at(path, times):
             if found is None:
                 return
             position = found.time
-            yield found.time, found.to_image()
+            yield found.time, found.to_image(width=width, height=height)
 
 
 def _first_frame_at_or_after(frames, target):
@@ -185,13 +195,12 @@ def _first_frame_at_or_after(frames, target):
     return None
 
 
-def downscale(image, long_side):
-    """``image`` shrunk (never enlarged) so that its long side is ``long_side``."""
-    if not long_side or max(image.size) <= long_side:
-        return image
-    image = image.copy()
-    image.thumbnail((long_side, long_side), Image.Resampling.BILINEAR)
-    return image
+def scaled_size(width, height, long_side):
+    """``(width, height)`` shrunk (never enlarged) to a long side of ``long_side``."""
+    if not long_side or max(width, height) <= long_side:
+        return width, height
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _short(error):

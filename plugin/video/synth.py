@@ -67,6 +67,7 @@ def make_narrated_video(
     audio="speech",
     speed_wpm=160,
     crf=28,
+    faststart=False,
 ):
     """Writes an H.264/AAC MP4 of ``scenes`` to ``path``; returns the scene start times.
 
@@ -80,15 +81,18 @@ def make_narrated_video(
             track of zeros), or ``None`` (no audio track)
         speed_wpm (160): espeak-ng's speaking rate
         crf (28): x264 quality (higher is smaller)
+        faststart (False): put the index first (a truncated copy stays playable)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    starts, pcm_parts = [], []
+    starts, pcm_parts, elapsed = [], [], 0.0
     for scene in scenes:
-        starts.append(sum(s.duration for s in scenes[: len(starts)]))
+        starts.append(elapsed)
+        elapsed += scene.duration
         speech = speak(scene.narration, speed_wpm) if audio == "speech" else None
         pcm_parts.append(_scene_audio(scene, speech))
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
@@ -96,6 +100,7 @@ def make_narrated_video(
         sound = None
         if audio is not None:
             sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+            sound.bit_rate = 48000  # speech: keeps sample files small
         _encode_video(container, video, scenes, size, fps)
         if sound is not None:
             _encode_audio(container, sound, np.concatenate(pcm_parts))

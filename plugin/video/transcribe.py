@@ -12,7 +12,8 @@ Backends:
   or a model name it can download (e.g. ``base``) where the internet is
   reachable.
 
-Segment timestamps (seconds from the start of the audio) are kept.
+Timestamps (seconds from the start of the audio) are kept; segments are
+Whisper's words regrouped into sentences (see :func:`split_into_sentences`).
 """
 
 import functools
@@ -32,6 +33,8 @@ DEFAULT_MODEL = "tiny.en"
 # Peak amplitude under which an audio track counts as silence: Whisper tends
 # to invent text ("Thank you.") on silence, so we do not ask it.
 SILENCE_PEAK = 1e-3
+PAUSE_SPLIT_S = 0.8  # a pause this long ends a segment
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 
 #: Models that work offline, per backend (name -> where it comes from)
 PACKAGED_MODELS = {
@@ -184,15 +187,36 @@ def transcribe_audio(
     whisper_model = load_model(backend, resolve_model(backend, model))
     if backend == "faster-whisper":
         segments, info = whisper_model.transcribe(
-            audio, language=language or None, beam_size=5
+            audio, language=language or None, beam_size=5, word_timestamps=True
         )
-        found = [Segment(s.start, s.end, s.text.strip()) for s in segments]
-        return Transcript(info.language, [s for s in found if s.text])
+        words = [(w.start, w.end, w.word) for s in segments for w in s.words or []]
+        return Transcript(info.language, split_into_sentences(words))
     result = whisper_model.transcribe(
-        audio, language=language or None, fp16=False, verbose=None
+        audio, language=language or None, fp16=False, verbose=None, word_timestamps=True
     )
-    found = [
-        Segment(float(s["start"]), float(s["end"]), s["text"].strip())
+    words = [
+        (float(w["start"]), float(w["end"]), w["word"])
         for s in result["segments"]
+        for w in s.get("words", [])
     ]
-    return Transcript(result.get("language"), [s for s in found if s.text])
+    return Transcript(result.get("language"), split_into_sentences(words))
+
+
+def split_into_sentences(words, max_pause=PAUSE_SPLIT_S):
+    """Whisper's words, regrouped into segments at sentence ends and pauses.
+
+    Whisper's own segments can run over many sentences (30 s at worst), too
+    coarse to tell which frame a sentence belongs to; its word timestamps
+    are finer, so segments here end after ``.?!`` or before a pause.
+    """
+    segments, current = [], []
+    for n, (start, end, text) in enumerate(words):
+        current.append((start, end, text))
+        is_last = n + 1 == len(words)
+        pause = 0.0 if is_last else words[n + 1][0] - end
+        if is_last or text.strip().endswith(SENTENCE_ENDS) or pause >= max_pause:
+            joined = "".join(t for _, _, t in current).strip()
+            if joined:
+                segments.append(Segment(current[0][0], current[-1][1], joined))
+            current = []
+    return segments

@@ -15,7 +15,8 @@ key per video: the key is the ``video_id`` (content hash), the value a dict::
 The record is written LAST for a video, after its frame samples: a video
 whose record says ``complete`` is fully imported (resume and idempotence rely
 on it). FiftyOne deletes the store with the dataset. Each frame sample also
-carries the text overlapping its own time window in its ``transcript`` field.
+carries the text of the segments overlapping its time window (see
+:func:`text_in_window`) in its ``transcript`` field.
 """
 
 from fiftyone.operators.store import ExecutionStore
@@ -72,8 +73,18 @@ def load_transcript_segments(dataset, video_ids=None):
     return segments
 
 
-def text_in_window(segments, start, end):
-    """The text of the segments overlapping ``[start, end)``, joined by spaces."""
-    return " ".join(
-        s["text"] for s in segments if s["start"] < end and s["end"] > start
-    ).strip()
+def text_in_window(segments, start, end, min_fraction=0.5):
+    """The text of the segments that overlap ``[start, end)`` enough, joined.
+
+    A segment counts when its overlap is at least ``min_fraction`` of the
+    shorter of the segment and the window: Whisper's word times are loose by
+    a few tenths of a second, so a sentence that merely grazes the window
+    (it starts just before the next frame) belongs to the next frame only.
+    """
+    texts = []
+    for segment in segments:
+        overlap = min(end, segment["end"]) - max(start, segment["start"])
+        shorter = min(end - start, segment["end"] - segment["start"])
+        if overlap > 0 and overlap >= min_fraction * shorter:
+            texts.append(segment["text"])
+    return " ".join(texts).strip()

