@@ -42,7 +42,7 @@ from tests.support import milvus_server as real_milvus
 ROOT = Path(__file__).resolve().parents[1]
 
 BACKENDS = ("sklearn", "milvus-lite", "milvus-server")
-DIM, K = 512, 10
+DIM, K, RECALL_EF = 512, 10, 128
 RESULTS_DIR = ROOT / "bench" / "results"
 PACKAGES = ("fiftyone", "fiftyone-brain", "pymilvus", "milvus-lite", "numpy")
 PACKAGES += ("scikit-learn", "faiss-cpu")
@@ -103,7 +103,7 @@ def machine_info():
     return info | dict(platform=platform.platform(), python=platform.python_version())
 
 
-def build_index(dataset, spec, vectors, creds):
+def build_index(dataset, spec, vectors, creds, save):
     """Inserts ``vectors`` as users do; times it end to end and in parts.
 
     Up to ``insert_chunk`` vectors: one ``compute_similarity(embeddings=...)``.
@@ -123,6 +123,7 @@ def build_index(dataset, spec, vectors, creds):
             index = fob.compute_similarity(dataset, embeddings=False, **kwargs)
             ids = dataset.values("id")
             for s in range(0, n, chunk):
+                save(f"insert, {s:,} of {n:,} in {time.perf_counter() - start:.0f} s")
                 index.add_to_index(vectors[s : s + chunk], ids[s : s + chunk])
         total = time.perf_counter() - start
     mode = "compute_similarity" if n <= chunk else f"add_to_index x{len(adds)}"
@@ -148,13 +149,12 @@ def wait_for_index(client, collection, budget_s):
     return {"wait_s": time.perf_counter() - start, **{k: info.get(k) for k in keys}}
 
 
-def recall_at_k(index, vectors, ids, queries):
-    """Mean overlap of brain's top-K with the exact (brute force) top-K."""
+def recall_at_k(search, vectors, ids, queries):
+    """Mean overlap of ``search(q)``'s ids with the exact (brute force) top-K."""
     hits = 0
     for q in queries:
         exact = np.argpartition(-(vectors @ q), K)[:K]
-        found = set(index.sort_by_similarity(q, k=K).values("id"))
-        hits += len(found & {ids[i] for i in exact})
+        hits += len(set(search(q)) & {ids[i] for i in exact})
     return hits / (K * len(queries))
 
 
@@ -162,10 +162,13 @@ def count_brain(index, query, k):
     return len(index.sort_by_similarity(query, k=k).values("id"))
 
 
-def count_raw(client, collection, query, k, params):
-    data = [query.tolist()]
-    hits = client.search(collection, data, limit=k, search_params=params)
-    return len(hits[0])
+def raw_search(client, collection, query, k, params):
+    hits = client.search(collection, [query.tolist()], limit=k, search_params=params)
+    return [hit.id for hit in hits[0]]
+
+
+def count_raw(*args):
+    return len(raw_search(*args))
 
 
 def k_probe(index, client, collection, query):
@@ -181,7 +184,7 @@ def k_probe(index, client, collection, query):
 def raw_phases(index, client, queries, spec, res):
     """Raw pymilvus search with brain's own params, then the k probe."""
     collection, params = index.config.collection_name, index.config.search_params
-    search = lambda q: count_raw(client, collection, q, K, params)  # noqa: E731
+    search = lambda q: raw_search(client, collection, q, K, params)  # noqa: E731
     res["raw_query"] = time_calls(search, queries, spec["query_budget"])
     res["k_probe"] = k_probe(index, client, collection, queries[0])
 
@@ -195,7 +198,7 @@ def run_phases(dataset, spec, res, save):
         use_for_brain(conn)  # so brain can reload the index, e.g. to clean up
     save("insert")
     creds = conn.credentials() if conn else {}
-    index, res["insert"] = build_index(dataset, spec, vectors, creds)
+    index, res["insert"] = build_index(dataset, spec, vectors, creds, save)
     client = conn.client(timeout=60) if conn else None
     if client:
         res["server_version"] = client.get_server_version()
@@ -208,8 +211,13 @@ def run_phases(dataset, spec, res, save):
         save("raw query")
         raw_phases(index, client, queries, spec, res)
     save("recall")
-    ids = dataset.values("id")
-    res["recall_at_10"] = recall_at_k(index, vectors, ids, queries[:20])
+    ids, sample = dataset.values("id"), queries[:20]
+    brain_ids = lambda q: index.sort_by_similarity(q, k=K).values("id")  # noqa: E731
+    res["recall_at_10"] = recall_at_k(brain_ids, vectors, ids, sample)
+    if client:  # the same index searched with a well-formed, larger ef
+        ef = {"metric_type": "COSINE", "params": {"ef": RECALL_EF}}
+        raw = lambda q: raw_search(client, collection, q, K, ef)  # noqa: E731
+        res["recall_at_10_raw_ef"] = recall_at_k(raw, vectors, ids, sample)
     return index
 
 
@@ -284,7 +292,7 @@ def run_worker(args, backend, size, uri, dataset, workdir):
     spec = vars(args) | {"backend": backend, "size": size, "uri": uri, "out": str(out)}
     spec.update(dataset=dataset.name, brain_key="bench_" + backend.replace("-", "_"))
     spec_path = workdir / f"{backend}-{size}.spec.json"
-    spec_path.write_text(json.dumps(spec))
+    spec_path.write_text(json.dumps(spec, default=str))
     start = time.monotonic()
     cmd = [sys.executable, "-m", "bench.bench_milvus", "--worker", str(spec_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
@@ -339,7 +347,8 @@ def table_row(r):
     cells += [fmt(r.get("index", {}).get("wait_s"), ".1f")]
     cells += [fmt(q.get("p50_ms")), fmt(q.get("p99_ms")), str(q.get("n", "–"))]
     cells += [f"{fmt(raw.get('p50_ms'))} / {fmt(raw.get('p99_ms'))}"]
-    cells += [fmt(r.get("recall_at_10")), r["status"], ins.get("mode", "–")]
+    cells += [fmt(r.get("recall_at_10")), fmt(r.get("recall_at_10_raw_ef"))]
+    cells += [r["status"], ins.get("mode", "–")]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -355,7 +364,8 @@ def probe_row(r):
 MAIN_HEAD = (
     "backend | vectors | insert vec/s (compute_similarity) | insert vec/s "
     "(add_to_index only) | index-ready wait s | query p50 ms | query p99 ms | "
-    "queries | raw client.search p50 / p99 ms | recall@10 | status | insert mode"
+    f"queries | raw client.search p50 / p99 ms | recall@10 | recall@10, raw ef={RECALL_EF} | "
+    "status | insert mode"
 )
 PROBE_HEAD = (
     "backend | vectors | brain k=10 | brain k=50 | raw ef=10, k=10 | raw ef=10, k=50"
@@ -366,7 +376,7 @@ def markdown(data):
     order = {b: i for i, b in enumerate(BACKENDS)}
     runs = sorted(data["runs"], key=lambda r: (r["size"], order[r["backend"]]))
     lines = ["# Milvus benchmark (512-d, cosine, k=10)", "", f"| {MAIN_HEAD} |"]
-    lines += ["|" + "---|" * 12] + [table_row(r) for r in runs]
+    lines += ["|" + "---|" * 13] + [table_row(r) for r in runs]
     lines += ["", "## k > 10 (brain sends `{'HNSW': {..., 'params': {'ef': 10}}}`)"]
     lines += ["", f"| {PROBE_HEAD} |", "|" + "---|" * 6]
     lines += [probe_row(r) for r in runs if r.get("k_probe")]
@@ -379,7 +389,7 @@ def markdown(data):
 
 
 def make_reporter(args):
-    path = RESULTS_DIR / "milvus.json"
+    path = args.results / "milvus.json"
     data = {"runs": [], "invocations": []}
     if path.exists() and not args.fresh:
         data = json.loads(path.read_text())
@@ -395,9 +405,9 @@ def make_reporter(args):
             data["runs"].append(res)
         invocation["total_s"] = round(time.monotonic() - started, 1)
         data["machine"] = machine_info()
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        args.results.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1, default=str))
-        (RESULTS_DIR / "milvus.md").write_text(markdown(data))
+        (args.results / "milvus.md").write_text(markdown(data))
 
     return report
 
@@ -413,6 +423,7 @@ def parse_args(argv):
     add("--insert-chunk", type=int, default=100_000, help="max vectors per insert")
     add("--seed", type=int, default=0)
     add("--fresh", action="store_true", help="drop earlier results")
+    add("--results", type=Path, default=RESULTS_DIR, help="folder for the results")
     return parser.parse_args(argv)
 
 
@@ -428,7 +439,7 @@ def main(argv=None):
     finally:
         report()
         shutil.rmtree(workdir, ignore_errors=True)
-    print((RESULTS_DIR / "milvus.md").read_text())
+    print((args.results / "milvus.md").read_text())
     return 0
 
 

@@ -74,3 +74,18 @@ def dataset_name():
     yield name
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
+
+
+@pytest.fixture(scope="session")
+def plugin_loaded(tmp_path_factory):
+    """FiftyOne's plugin machinery pointed at this repo (as after
+    `fiftyone plugins download`); yields the plugin's operator URI prefix."""
+    import fiftyone as fo
+
+    plugins_dir = tmp_path_factory.mktemp("plugins")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.symlink(repo, plugins_dir / "video-rag", target_is_directory=True)
+    previous = fo.config.plugins_dir
+    fo.config.plugins_dir = str(plugins_dir)
+    yield "@vrag/video-rag"
+    fo.config.plugins_dir = previous

@@ -10,9 +10,10 @@ FiftyOne merges extra manifests listed in ``fo.config.model_zoo_manifest_paths``
 entries have no download manager, so loading them never touches the network:
 their config points at weights shipped in ``plugin/models/weights/``.
 
-Any process that has imported the plugin (``import plugin.models.zoo`` or the
-plugin's ``__init__.py``) calls :func:`register_zoo_models`; child processes
-started afterwards (the App server) inherit the environment variable.
+A process calls :func:`register_zoo_models` once (the plugin's ``__init__.py``
+and ``plugin.demo`` should). It also exports the manifest path and the repo
+root (``PYTHONPATH``, so ``plugin.models...`` imports) to the environment, so
+child processes started afterwards (the App server) can load the model too.
 """
 
 import json
@@ -20,6 +21,7 @@ import os
 from pathlib import Path
 
 MANIFEST_PATH = Path(__file__).resolve().with_name("zoo_manifest.json")
+_REPO_ROOT = str(MANIFEST_PATH.parents[2])
 _ENV_VAR = "FIFTYONE_MODEL_ZOO_MANIFEST_PATHS"
 
 
@@ -29,10 +31,10 @@ def zoo_model_names():
     return [entry["base_name"] for entry in manifest["models"]]
 
 
-def _append_env_path(path):
-    paths = [p for p in os.environ.get(_ENV_VAR, "").split(":") if p]
+def _append_env_path(var, path, sep=os.pathsep):
+    paths = [p for p in os.environ.get(var, "").split(sep) if p]
     if path not in paths:
-        os.environ[_ENV_VAR] = ":".join(paths + [path])
+        os.environ[var] = sep.join(paths + [path])
 
 
 def register_zoo_models():
@@ -47,7 +49,8 @@ def register_zoo_models():
     if path not in current:
         fo.config.model_zoo_manifest_paths = current + [path]
         _drop_cached_manifest()
-    _append_env_path(path)
+    _append_env_path(_ENV_VAR, path, sep=":")  # FiftyOne splits on ":"
+    _append_env_path("PYTHONPATH", _REPO_ROOT)
     return zoo_model_names()
 
 
