@@ -10,7 +10,9 @@ name>)`` builds the index, and each text query runs through
   and horses among the top 25
 
     python bench/eval_search_quality.py --model vrag-lit-minilm-cifar10
-    python bench/eval_search_quality.py --model clip-vit-base32-torch
+    python bench/eval_search_quality.py --model clip-vit-b32   # registry name
+    python bench/eval_search_quality.py --model open_clip:ViT-B-32 \
+        --pretrained /path/to/checkpoint.pt
 
 Results go to ``bench/results/search_quality_<model>[_per-class-N].json/.md``.
 ``--per-class N`` evaluates a fixed subset (the first N files of each class);
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plugin.models import lit  # noqa: E402
+from plugin.models.registry import resolve_model  # noqa: E402
 from plugin.models.zoo import register_zoo_models  # noqa: E402
 
 TEST_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"
@@ -175,9 +178,7 @@ def to_markdown(results):
     lines.append("|---|---|---|---|")
     for word, r in results["probe_words"].items():
         mix = ", ".join(f"{c} {v:.2f}" for c, v in r["all"].items())
-        lines.append(
-            f"| {word} | {r['automobile']:.2f} | {r['horse']:.2f} | {mix} |"
-        )
+        lines.append(f"| {word} | {r['automobile']:.2f} | {r['horse']:.2f} | {mix} |")
     return "\n".join(lines) + "\n"
 
 
@@ -196,7 +197,10 @@ def write_results(results, out_dir, stem):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="vrag-lit-minilm-cifar10", help="zoo name")
+    p.add_argument(
+        "--model", default="vrag-lit-minilm-cifar10", help="registry or zoo name"
+    )
+    p.add_argument("--pretrained", default=None, help="for open_clip: names")
     p.add_argument("--model-kwargs", type=json.loads, default=None, help="JSON")
     p.add_argument("--milvus-uri", default="local")
     p.add_argument("--per-class", type=int, default=0, help="0 = all 1,000")
@@ -216,12 +220,12 @@ def main(argv=None):
     dataset = load_cifar10_test(
         args.dataset or DATASET_NAME + suffix, args.test_dir, args.per_class
     )
-    brain_key = "eval_" + "".join(c if c.isalnum() else "_" for c in args.model)
-    results = evaluate(args.model, connection, dataset, brain_key, args.model_kwargs)
-    results["per_class_limit"] = args.per_class
-    path = write_results(
-        results, args.out_dir, results_stem(args.model, args.per_class)
-    )
+    spec = resolve_model(args.model, pretrained=args.pretrained)
+    kwargs = {**spec.model_kwargs, **(args.model_kwargs or {})}
+    brain_key = f"eval_{spec.slug}"
+    results = evaluate(spec.zoo_name, connection, dataset, brain_key, kwargs)
+    results.update(registry_name=spec.name, per_class_limit=args.per_class)
+    path = write_results(results, args.out_dir, results_stem(spec.name, args.per_class))
     print(to_markdown(results))
     print(f"wrote {path}")
 

@@ -32,15 +32,22 @@ def _free_port():
 os.environ.setdefault("VRAG_MILVUS_LITE_PORT", str(_free_port()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_session_local_store():
+    """Whatever started the session's local store (a fixture, the plugin's
+    register() in a subprocess), it stops when the session ends."""
+    yield
+    from plugin.milvus import LocalMilvusServer
+
+    LocalMilvusServer().stop()
+
+
 @pytest.fixture(scope="session")
 def local_store():
     """The managed local Milvus store (a Milvus Lite server), started once."""
-    from plugin.milvus import LocalMilvusServer, resolve_milvus
+    from plugin.milvus import resolve_milvus
 
-    server = LocalMilvusServer()
-    connection = resolve_milvus("local")
-    yield connection
-    server.stop()
+    return resolve_milvus("local")
 
 
 @pytest.fixture(scope="session")

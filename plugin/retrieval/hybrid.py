@@ -1,0 +1,139 @@
+"""Hybrid retrieval: frames from the frame index and the transcript index, fused.
+
+Reciprocal rank fusion (RRF, Cormack et al. 2009) over two rankings of frames:
+
+- the frame index's ranking (rank ``r_img`` of each frame hit), and
+- the transcript ranking: each frame of a transcript hit takes that hit's
+  rank ``r_txt`` (its best one, if several hits cover it; frames of one
+  segment tie).
+
+``score(frame) = 1 / (rrf_k + r_img + 1) + 1 / (rrf_k + r_txt + 1)``, a term
+only for the lists the frame is in (ranks are 0-based). RRF uses ranks, not
+scores, so CLIP similarities and text-model similarities need no calibration.
+Each :class:`FusedHit` carries its evidence: its FrameHit and its TextHits.
+"""
+
+import logging
+from collections import defaultdict
+
+from plugin.milvus import MilvusConnection, resolve_milvus
+from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
+from plugin.retrieval.frame_search import search_frames, validate_query
+from plugin.retrieval.hits import FusedHit
+from plugin.retrieval.transcript_index import search_transcript, transcript_index_info
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RRF_K = 60  # the constant of the RRF paper; damps the top ranks
+
+
+def available_indexes(dataset, brain_key=DEFAULT_BRAIN_KEY):
+    """``{"frames": bool, "transcripts": bool}``: which indexes ``dataset`` has."""
+    root = dataset._root_dataset
+    return {
+        "frames": brain_key in root.list_brain_runs(),
+        "transcripts": transcript_index_info(root) is not None,
+    }
+
+
+def hybrid_search(
+    dataset,
+    query,
+    k=10,
+    brain_key=DEFAULT_BRAIN_KEY,
+    milvus=None,
+    rrf_k=DEFAULT_RRF_K,
+    frame_k=None,
+    text_k=None,
+    secrets=None,
+):
+    """One ranked list of frames for ``query``, from both indexes, best first.
+
+    Uses whichever of the two indexes exist (the missing one is logged);
+    raises ``ValueError`` if neither does.
+
+    Args:
+        dataset: the dataset (or a view, to search within it)
+        query: the search text (empty or very long text is refused)
+        k (10): how many fused frames to return
+        brain_key ("frame_sim"): the frame index
+        milvus (None): a MilvusConnection or URI, for both indexes
+        rrf_k (60): the RRF constant
+        frame_k, text_k (None): how many frame / transcript hits to fuse;
+            default ``k`` each
+        secrets (None): plugin secrets (for an ``openai:`` text model)
+
+    Returns:
+        a list of :class:`FusedHit`
+    """
+    text = validate_query(query)
+    _check_ints(k=k, rrf_k=rrf_k, frame_k=frame_k, text_k=text_k)
+    have = available_indexes(dataset, brain_key)
+    if not any(have.values()):
+        raise ValueError(
+            f"Dataset {dataset._root_dataset.name!r} has neither a frame index "
+            f"{brain_key!r} nor a transcript index: build at least one "
+            "(build_frame_index / build_transcript_index)"
+        )
+    for name, present in have.items():
+        if not present:
+            logger.info("Hybrid search without the %s index (not built)", name)
+    connection = _connection(milvus)  # resolved once for both indexes
+    frame_hits, text_hits = [], []
+    if have["frames"]:
+        frame_hits = search_frames(dataset, text, frame_k or k, brain_key, connection)
+    if have["transcripts"]:
+        text_hits = search_transcript(
+            dataset, text, text_k or k, connection, secrets=secrets
+        )
+    return fuse(frame_hits, text_hits, k=k, rrf_k=rrf_k)
+
+
+def fuse(frame_hits, text_hits, k=10, rrf_k=DEFAULT_RRF_K):
+    """Reciprocal rank fusion of frame hits and transcript hits (see above)."""
+    scores = defaultdict(float)
+    frame_by_id = {hit.sample_id: hit for hit in frame_hits}
+    for hit in frame_hits:
+        scores[hit.sample_id] += _rrf(hit.rank, rrf_k)
+    texts_by_id, text_rank = defaultdict(list), {}
+    for hit in sorted(text_hits, key=lambda h: h.rank):
+        for sample_id in hit.frame_ids:
+            texts_by_id[sample_id].append(hit)
+            text_rank.setdefault(sample_id, hit.rank)  # the best one counts
+    for sample_id, rank in text_rank.items():
+        scores[sample_id] += _rrf(rank, rrf_k)
+
+    def order(sample_id):  # ties: the better single rank, then a stable id
+        ranks = [text_rank.get(sample_id, float("inf"))]
+        if sample_id in frame_by_id:
+            ranks.append(frame_by_id[sample_id].rank)
+        return (-scores[sample_id], min(ranks), sample_id)
+
+    return [
+        FusedHit(
+            sample_id=sample_id,
+            score=scores[sample_id],
+            frame_hit=frame_by_id.get(sample_id),
+            text_hits=texts_by_id.get(sample_id, []),
+        )
+        for sample_id in sorted(scores, key=order)[:k]
+    ]
+
+
+def _rrf(rank, rrf_k):
+    return 1.0 / (rrf_k + rank + 1)
+
+
+def _check_ints(**values):
+    for name, value in values.items():
+        if value is None:
+            continue
+        lowest = 0 if name == "rrf_k" else 1
+        if not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+
+
+def _connection(milvus):
+    if isinstance(milvus, MilvusConnection):
+        return milvus
+    return resolve_milvus(milvus)

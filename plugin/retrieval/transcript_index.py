@@ -1,0 +1,420 @@
+"""Transcript indexes: transcript segments embedded into their own Milvus collection.
+
+Why pymilvus directly and not fiftyone-brain: brain's similarity indexes
+hold one vector per SAMPLE (here: per frame). Transcript segments are not
+samples (they live in the execution store, see
+:mod:`plugin.video.transcripts`, and span several frames), so they get a
+collection of their own, one row per segment::
+
+    segment_id (VARCHAR pk) | vector | dataset | video_id | start | end | text
+
+The index's settings (text model, dimension, metric, collection, Milvus kind;
+never credentials) are recorded in ``dataset.info[INFO_KEY]`` so that search
+and sync embed with the model the index was built with.
+"""
+
+import json
+import logging
+from collections import defaultdict
+
+from fiftyone import ViewField as F
+
+from plugin.milvus import LITE_FILE, LOCAL, MilvusConnection, resolve_milvus
+from plugin.retrieval.frame_index import (
+    MILVUS_METRICS,
+    IndexConfigError,
+    check_collection_compatible,
+)
+from plugin.retrieval.frame_search import validate_query
+from plugin.retrieval.hits import TextHit
+from plugin.retrieval.text_embedders import canonical_name, load_text_embedder
+from plugin.video.transcripts import load_transcript_segments, load_video_records
+
+logger = logging.getLogger(__name__)
+
+INFO_KEY = "vrag_transcript_index"
+TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
+_ID_MAX = 512
+_INSERT_BATCH = 256  # rows per insert: bounds the gRPC message size
+_EMBED_BATCH = 64
+_MIN_EF = 64
+_FIELDS = ["segment_id", "video_id", "start", "end", "text"]
+
+
+def default_collection_name(dataset_name):
+    raw = f"vrag_{dataset_name}_transcripts"
+    return "".join(c if c.isalnum() else "_" for c in raw)
+
+
+def transcript_index_info(dataset):
+    """The recorded settings of ``dataset``'s transcript index, or None."""
+    return (dataset._root_dataset.info or {}).get(INFO_KEY)
+
+
+def build_transcript_index(
+    dataset,
+    text_model=None,
+    milvus=None,
+    collection_name=None,
+    overwrite=False,
+    progress=None,
+    metric="cosine",
+    secrets=None,
+    base_url=None,
+    api_key=None,
+):
+    """Embeds all transcript segments of ``dataset`` into a new Milvus collection.
+
+    Args:
+        dataset: a FiftyOne dataset of imported video frames
+        text_model (None): ``"minilm"`` (default) or ``"openai:<model>"``, see
+            :mod:`plugin.retrieval.text_embedders`
+        milvus (None): a :class:`MilvusConnection` or a URI for the resolver
+        collection_name (None): default derived from the dataset name
+        overwrite (False): replace the dataset's existing transcript index
+        progress (None): a callable ``progress(fraction, label)``
+        metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
+        secrets, base_url, api_key (None): for ``openai:<model>`` endpoints
+
+    Returns:
+        the recorded settings (a dict)
+    """
+    dataset = dataset._root_dataset
+    if metric not in MILVUS_METRICS:
+        raise ValueError(
+            f"Unknown metric {metric!r}. Choices: {', '.join(MILVUS_METRICS)}"
+        )
+    existing = transcript_index_info(dataset)
+    if existing and not overwrite:
+        raise IndexConfigError(
+            f"Dataset {dataset.name!r} already has a transcript index "
+            f"(collection {existing['collection_name']!r}). Use sync to add new "
+            "videos, or pass overwrite=True to rebuild it."
+        )
+    model_name = canonical_name(text_model)  # unknown names fail before any work
+    segments = _live_segments(dataset, require=True)
+    connection = _connection(milvus)
+    client = connection.client()  # unreachable Milvus fails before embedding
+    embedder = load_text_embedder(model_name, base_url, api_key, secrets)
+    _progress(progress, 0.05, f"Embedding {len(segments)} transcript segments")
+    vectors = _embed(embedder, segments, progress, 0.05, 0.8)
+    dimension = len(vectors[0])
+    name = collection_name or default_collection_name(dataset.name)
+    replaced = existing["collection_name"] if existing else None
+    if name != replaced:  # the collection being replaced may differ
+        check_collection_compatible(connection, name, dimension, metric)
+    for old in {replaced, name} - {None}:
+        if client.has_collection(old):
+            client.drop_collection(old)
+    _progress(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
+    _create_collection(client, connection, name, dimension, metric)
+    _insert(client, name, dataset.name, segments, vectors)
+    info = {
+        "text_model": embedder.name,
+        "dimension": dimension,
+        "metric": metric,
+        "collection_name": name,
+        "milvus_kind": connection.kind,
+        "num_segments": len(segments),
+    }
+    _record(dataset, info)
+    _progress(progress, 1.0, "Done")
+    return info
+
+
+def sync_transcript_index(
+    dataset, milvus=None, progress=None, secrets=None, base_url=None, api_key=None
+):
+    """Adds segments of newly imported videos and removes those of deleted videos.
+
+    Existing vectors are not recomputed: only segments that are not in the
+    collection (or whose text changed) are embedded.
+    Returns ``{"added": n, "updated": u, "removed": m}``.
+    """
+    dataset = dataset._root_dataset
+    info = _require_info(dataset)
+    connection = _connection(milvus)
+    client = _open_collection(connection, info)
+    indexed = _indexed_texts(client, info["collection_name"])
+    segments = _live_segments(dataset, require=False)
+    live_ids = {s["segment_id"] for s in segments}
+    todo = [s for s in segments if indexed.get(s["segment_id"]) != _fit(s["text"])]
+    stale = sorted(set(indexed) - live_ids)
+    if todo:
+        embedder = load_text_embedder(info["text_model"], base_url, api_key, secrets)
+        _progress(progress, 0.05, f"Embedding {len(todo)} new transcript segments")
+        vectors = _embed(embedder, todo, progress, 0.05, 0.9)
+        _check_dimension(info, vectors, embedder)
+        _insert(
+            client, info["collection_name"], dataset.name, todo, vectors, upsert=True
+        )
+    if stale:
+        client.delete(info["collection_name"], ids=stale)
+    _record(dataset, {**info, "num_segments": len(segments)})
+    _progress(progress, 1.0, "Done")
+    updated = sum(1 for s in todo if s["segment_id"] in indexed)
+    return {"added": len(todo) - updated, "updated": updated, "removed": len(stale)}
+
+
+def delete_transcript_index(dataset, milvus=None):
+    """Drops the Milvus collection (if it is there) and forgets the settings."""
+    dataset = dataset._root_dataset
+    info = _require_info(dataset)
+    client = _connection(milvus).client()
+    if client.has_collection(info["collection_name"]):
+        client.drop_collection(info["collection_name"])
+    dataset.info.pop(INFO_KEY, None)
+    dataset.save()
+
+
+def search_transcript(
+    dataset, query, k=10, milvus=None, secrets=None, base_url=None, api_key=None
+):
+    """Returns the top-``k`` transcript segments for ``query``, best first.
+
+    Args:
+        dataset: the dataset (or a view, to search the videos in it)
+        query: the search text (empty or very long text is refused)
+        k (10): how many segments
+        milvus (None): a MilvusConnection or URI for the resolver
+
+    Returns:
+        a list of :class:`TextHit`; ``frame_ids`` are the frames of that video
+        whose timestamp lies in the segment's span, else the nearest frame
+    """
+    text = validate_query(query)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    info = _require_info(dataset._root_dataset)
+    client = _open_collection(_connection(milvus), info)
+    video_ids = sorted(v for v in dataset.distinct("video_id") if v)
+    if not video_ids:
+        return []
+    embedder = load_text_embedder(info["text_model"], base_url, api_key, secrets)
+    vector = embedder.embed([text])[0]
+    _check_dimension(info, [vector], embedder)
+    rows = client.search(
+        info["collection_name"],
+        data=[vector],
+        limit=k,
+        # Only videos that are still here (a deleted video's segments stay
+        # until the next sync) and, for a view, in the view.
+        filter=f"video_id in {json.dumps(video_ids)}",
+        output_fields=_FIELDS,
+        search_params=_search_params(info, k),
+        consistency_level="Strong",
+    )[0]
+    hits = [_text_hit(row, rank) for rank, row in enumerate(rows)]
+    _attach_frames(dataset, hits)
+    return hits
+
+
+def frames_of_span(frames, start, end):
+    """Ids of ``frames`` (``[(timestamp, id)]``, one video) in ``[start, end]``,
+    in time order; the nearest frame when none lies inside."""
+    timed = sorted((t, i) for t, i in frames if t is not None)
+    inside = [i for t, i in timed if start <= t <= end]
+    if inside or not timed:
+        return inside
+
+    def distance(item):
+        return max(start - item[0], item[0] - end, 0.0)
+
+    return [min(timed, key=distance)[1]]
+
+
+def _attach_frames(samples, hits):
+    video_ids = sorted({hit.video_id for hit in hits})
+    view = samples.match(F("video_id").is_in(video_ids))
+    by_video = defaultdict(list)
+    for sample_id, video_id, timestamp in zip(
+        *view.values(["id", "video_id", "timestamp"])
+    ):
+        by_video[video_id].append((timestamp, sample_id))
+    for hit in hits:
+        hit.frame_ids = frames_of_span(by_video[hit.video_id], hit.start, hit.end)
+
+
+def _text_hit(row, rank):
+    entity = row.get("entity", row)
+    return TextHit(
+        segment_id=entity.get("segment_id", row.get("id")),
+        score=float(row["distance"]),
+        rank=rank,
+        text=entity["text"],
+        video_id=entity["video_id"],
+        start=float(entity["start"]),
+        end=float(entity["end"]),
+    )
+
+
+def _live_segments(dataset, require):
+    """Segments with text of the videos that still have frames in ``dataset``.
+
+    A video counts as deleted when its frames are gone, whether the importer
+    removed it or a user deleted its frames in the App.
+    """
+    if require and len(dataset) == 0:
+        raise ValueError(f"Dataset {dataset.name!r} is empty: import videos first")
+    live = set(dataset.distinct("video_id"))
+    segments = [
+        s
+        for s in load_transcript_segments(dataset, video_ids=live)
+        if (s["text"] or "").strip()
+    ]
+    if require and not segments:
+        raise ValueError(
+            f"Dataset {dataset.name!r} has no transcript segments to index "
+            f"(transcript status per video: {_statuses(dataset, live)})"
+        )
+    return segments
+
+
+def _statuses(dataset, live):
+    records = load_video_records(dataset)
+    counts = defaultdict(int)
+    for video_id in live:
+        record = records.get(video_id) or {}
+        counts[record.get("status") or "no record"] += 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+
+
+def _embed(embedder, segments, progress, start, stop):
+    vectors = []
+    for first in range(0, len(segments), _EMBED_BATCH):
+        batch = segments[first : first + _EMBED_BATCH]
+        vectors.extend(embedder.embed([s["text"] for s in batch]))
+        done = len(vectors) / len(segments)
+        _progress(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
+    return vectors
+
+
+def _check_dimension(info, vectors, embedder):
+    if len(vectors[0]) != info["dimension"]:
+        raise IndexConfigError(
+            f"Text model {embedder.name!r} now returns {len(vectors[0])}-d vectors; "
+            f"the transcript index holds {info['dimension']}-d ones. Rebuild "
+            "the index (overwrite=True)."
+        )
+
+
+def _fit(text):
+    """``text`` cut to Milvus' VARCHAR limit without splitting a character."""
+    data = (text or "").encode("utf-8")
+    if len(data) <= TEXT_MAX_BYTES:
+        return text or ""
+    return data[:TEXT_MAX_BYTES].decode("utf-8", errors="ignore")
+
+
+def _create_collection(client, connection, name, dimension, metric):
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field(
+        "segment_id", DataType.VARCHAR, is_primary=True, max_length=_ID_MAX
+    )
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("dataset", DataType.VARCHAR, max_length=_ID_MAX)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=_ID_MAX)
+    schema.add_field("start", DataType.DOUBLE)
+    schema.add_field("end", DataType.DOUBLE)
+    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", **_index_params(connection, metric))
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def _index_params(connection, metric):
+    metric_type = MILVUS_METRICS[metric]
+    if _is_milvus_lite(connection):  # exact search; Lite is for small data
+        return {"index_type": "FLAT", "metric_type": metric_type, "params": {}}
+    params = {"M": 16, "efConstruction": 64}
+    return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
+
+
+def _search_params(info, k):
+    # HNSW needs ef >= k (newer servers reject less); FLAT ignores it.
+    return {
+        "metric_type": MILVUS_METRICS[info["metric"]],
+        "params": {"ef": max(k, _MIN_EF)},
+    }
+
+
+def _is_milvus_lite(connection):
+    if connection.kind in (LOCAL, LITE_FILE):
+        return True
+    from plugin.milvus import LocalMilvusServer
+
+    return connection.uri == LocalMilvusServer().uri()
+
+
+def _insert(client, collection, dataset_name, segments, vectors, upsert=False):
+    write = client.upsert if upsert else client.insert
+    rows = [
+        {
+            "segment_id": s["segment_id"],
+            "vector": vector,
+            "dataset": dataset_name[:_ID_MAX],
+            "video_id": s["video_id"],
+            "start": float(s["start"]),
+            "end": float(s["end"]),
+            "text": _fit(s["text"]),
+        }
+        for s, vector in zip(segments, vectors)
+    ]
+    for first in range(0, len(rows), _INSERT_BATCH):
+        write(collection, rows[first : first + _INSERT_BATCH])
+
+
+def _indexed_texts(client, collection, page=1000):
+    """``{segment_id: text}`` of every row in ``collection``."""
+    iterator = client.query_iterator(
+        collection,
+        batch_size=page,
+        output_fields=["segment_id", "text"],
+        consistency_level="Strong",
+    )
+    texts = {}
+    while batch := iterator.next():
+        texts.update((row["segment_id"], row["text"]) for row in batch)
+    iterator.close()
+    return texts
+
+
+def _require_info(dataset):
+    info = transcript_index_info(dataset)
+    if not info:
+        raise ValueError(
+            f"Dataset {dataset.name!r} has no transcript index. Build one with "
+            "build_transcript_index() or the 'index_transcripts' operator."
+        )
+    return info
+
+
+def _open_collection(connection, info):
+    client = connection.client()
+    if not client.has_collection(info["collection_name"]):
+        raise ValueError(
+            f"The transcript collection {info['collection_name']!r} is not in "
+            f"Milvus at {connection.display_uri}; the index was built on a "
+            f"{info['milvus_kind']!r} Milvus store. Pass that store's URI "
+            "(or set VRAG_MILVUS_URI), or rebuild the index with overwrite=True."
+        )
+    return client
+
+
+def _record(dataset, info):
+    dataset.info[INFO_KEY] = info
+    dataset.save()
+
+
+def _connection(milvus):
+    if isinstance(milvus, MilvusConnection):
+        return milvus
+    return resolve_milvus(milvus)
+
+
+def _progress(progress, fraction, label):
+    logger.info("%3.0f%% %s", fraction * 100, label)
+    if progress is not None:
+        progress(fraction, label)
