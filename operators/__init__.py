@@ -3,9 +3,11 @@
 Each module defines operators; list them here to register them.
 """
 
+from .ask import AskQuestion
 from .import_videos import ImportVideos
 from .similarity import IndexFrames, SearchFrames, SyncFrameIndex
 from .store import MilvusStoreStatus
+from .transcripts import IndexTranscripts, SearchTranscript
 
 OPERATORS = [
     MilvusStoreStatus,
@@ -13,4 +15,7 @@ OPERATORS = [
     IndexFrames,
     SyncFrameIndex,
     SearchFrames,
+    IndexTranscripts,
+    SearchTranscript,
+    AskQuestion,
 ]

@@ -1,3 +1,8 @@
 """Panels: App UI over the core in ``plugin/``. List them here to register."""
 
-PANELS = []
+from .ask import AskPanel, AskStream
+
+PANELS = [
+    AskPanel,
+    AskStream,
+]

@@ -1,7 +1,14 @@
 """``make demo``: set up the services and run the main job on embedded defaults.
 
-Steps, each printed as it runs: services (MongoDB, the local Milvus store),
-then the main job (import the sample video, index, search, ask).
+1. services: MongoDB (FiftyOne's embedded one) and the managed Milvus store
+2. import the narrated sample video as frame samples with transcripts
+3. index frames in Milvus (CLIP if its weights can be had, else the offline
+   model, and it says so), and the transcript
+4. search frames and transcript by text, fuse them (hybrid)
+5. ask a question grounded in the top frames (when a vLLM endpoint is set;
+   otherwise show the evidence that would be sent and how to start vLLM)
+
+Idempotent: a second run reuses the dataset and indexes.
 """
 
 import importlib.metadata
@@ -9,6 +16,9 @@ import sys
 import time
 
 PACKAGES = ["fiftyone", "fiftyone-brain", "pymilvus", "milvus-lite", "torch"]
+FRAME_KEY = "frame_sim"
+QUERY = "a photo of a horse"
+QUESTION = "Which animals and vehicles appear in the video, and when?"
 
 
 def _step(title):
@@ -35,8 +45,83 @@ def check_services():
     return connection
 
 
+def import_sample():
+    import fiftyone as fo
+
+    from plugin.video.demo_step import format_summary, import_sample_video
+
+    _step("Import the sample video (0.2 FPS, Whisper tiny.en, offline)")
+    summary = import_sample_video()
+    print(format_summary(summary))
+    return fo.load_dataset(summary["dataset"])
+
+
+def index_frames(dataset, connection):
+    from plugin.models.registry import load_model_or_offline
+    from plugin.retrieval.frame_index import build_frame_index, sync_frame_index
+
+    _step("Index frames in Milvus")
+    if FRAME_KEY in dataset.list_brain_runs():
+        counts = sync_frame_index(dataset, FRAME_KEY, milvus=connection)
+        model = dataset.get_brain_info(FRAME_KEY).config.model
+        print(f"  index {FRAME_KEY!r} exists ({model}); synced: {counts}")
+        return
+    spec, _ = load_model_or_offline(announce=lambda text: print(f"  NOTE: {text}"))
+    index = build_frame_index(dataset, model=spec, brain_key=FRAME_KEY, milvus=connection)
+    print(
+        f"  {index.total_index_size} frames indexed with {spec.name} "
+        f"(brain key {FRAME_KEY!r}, collection {index.config.collection_name!r})"
+    )
+
+
+def index_transcript(dataset, connection):
+    from plugin.retrieval import transcript_index
+
+    _step("Index the transcript in Milvus (all-MiniLM-L6-v2, offline)")
+    counts = transcript_index.ensure_transcript_index(dataset, milvus=connection)
+    print(f"  transcript index: {counts}")
+
+
+def search(dataset, connection):
+    from plugin.retrieval.frame_search import search_frames
+    from plugin.retrieval.hybrid import hybrid_search
+    from plugin.retrieval.transcript_index import search_transcript
+
+    _step(f"Search frames: {QUERY!r}")
+    for hit in search_frames(dataset, QUERY, k=3, brain_key=FRAME_KEY, milvus=connection):
+        print(f"  #{hit.rank + 1} t={hit.timestamp:5.1f}s score={hit.score:.3f} {hit.filepath}")
+    _step("Search transcript: 'car'")
+    for hit in search_transcript(dataset, "car", k=2, milvus=connection):
+        print(f"  #{hit.rank + 1} {hit.start:5.1f}-{hit.end:5.1f}s  {hit.text!r}")
+    _step("Hybrid (frames + transcript, reciprocal rank fusion): 'a ship at sea'")
+    for rank, hit in enumerate(hybrid_search(dataset, "a ship at sea", k=3, milvus=connection)):
+        frame = hit.frame_hit
+        when = f"t={frame.timestamp:5.1f}s" if frame else ""
+        texts = "; ".join(t.text for t in hit.text_hits)[:70]
+        print(f"  #{rank + 1} {when} fused={hit.score:.4f} {texts}")
+
+
+def ask(dataset, connection):
+    from plugin.answer import demo_step
+
+    _step(f"Ask: {QUESTION!r}")
+    print(demo_step.ask_or_explain(dataset, QUESTION, milvus=connection))
+
+
 def main():
-    check_services()
+    connection = check_services()
+    dataset = import_sample()
+    index_frames(dataset, connection)
+    index_transcript(dataset, connection)
+    search(dataset, connection)
+    ask(dataset, connection)
+    _step("Open it in the App")
+    print(
+        "  .venv/bin/python -c \"import fiftyone as fo; "
+        f"fo.launch_app(fo.load_dataset('{dataset.name}'), auto=False).wait()\"\n"
+        "  then http://localhost:5151 ; the search bar's gear icon picks the "
+        f"index ({FRAME_KEY})"
+    )
     print("\nDemo finished.")
     return 0
 

@@ -6,14 +6,16 @@ CIFAR-10 training image next to MiniLM's embeddings of captions of its class.
 Loss: cross-entropy of each image embedding against ALL caption embeddings
 with a multi-positive target (uniform over the captions of its class). Plain
 in-batch InfoNCE would treat same-class images in a batch (~10% of it) as
-negatives; the caption bank avoids that. A small alignment term keeps image
-embeddings near their class's mean caption, so free-text queries that land
-near a class ("pony") score its images high.
+negatives; the caption bank avoids that. ``--align-weight`` adds a pull
+towards the class's mean caption; a sweep found it lowers precision@10, so it
+is off by default (kept for experiments).
 
-    python training/train_lit.py --epochs 12 --out plugin/models/weights
+    python training/train_lit.py            # writes plugin/models/weights/
 
-Seeded; ~20 minutes on 2 CPU cores. Decoded images and caption embeddings
-are cached under ``~/.cache/fiftyone-video-rag/``.
+Seeded; ~20 minutes on the CPU with one thread (one thread beats two on a
+busy 2-core machine), about a minute with ``--device cuda``. Decoded images
+and caption embeddings are cached under ``~/.cache/fiftyone-video-rag/``
+(``$VRAG_CACHE_DIR``).
 """
 
 import argparse

@@ -15,9 +15,11 @@ Names users can give:
   ``clip-vit-base32-torch``
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
+import socket
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +160,8 @@ def load_model_or_offline(name=None, announce=print):
     """
     spec = resolve_model(name)
     try:
-        return spec, load_model(spec)
+        with _offline_unless_hub_reachable(spec):
+            return spec, load_model(spec)
     except Exception as e:  # hub unreachable, missing weights, ...
         if spec.offline:
             raise
@@ -168,3 +171,33 @@ def load_model_or_offline(name=None, announce=print):
             f"Using the offline model {offline.name} instead: {offline.description}."
         )
         return offline, load_model(offline)
+
+
+@contextlib.contextmanager
+def _offline_unless_hub_reachable(spec, timeout=3.0):
+    """With no route to the Hugging Face hub, downloads retry for minutes
+    before failing; switch the hub client to offline mode for this load so
+    cached weights still load and missing ones fail at once."""
+    from huggingface_hub import constants
+
+    if spec.offline or constants.HF_HUB_OFFLINE or _hub_reachable(timeout):
+        yield
+        return
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = False
+
+
+def _hub_reachable(timeout):
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,92 @@
+"""Panel-internal operator: streams an answer into the Ask panel.
+
+FiftyOne streams a GENERATOR operator's yielded messages to the App as they
+are produced (``execute_as_generator=True``). The panel's Ask button triggers
+this operator with the panel's id; each yielded ``patch_panel_state`` message
+updates the panel's ``answer`` text while vLLM generates it. At the end it
+patches the final state (citations, history, warnings or the error) and asks
+the panel to re-render (its ``on_answer_ready`` method).
+"""
+
+import time
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from plugin.answer import AnswerError, ask
+
+from .constants import PANEL_NAME, STREAM_EVERY_S, STREAM_OPERATOR
+from .state import evidence_from_state, history_rows
+
+
+class AskStream(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=STREAM_OPERATOR,
+            label="Video RAG: stream an answer into the Ask panel",
+            unlisted=True,
+            execute_as_generator=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.str("panel_id")
+        inputs.str("question")
+        inputs.list("evidence", types.Object())
+        inputs.obj("panel_state", default={})
+        inputs.int("max_images")
+        inputs.int("long_side")
+        return types.Property(inputs)
+
+    def execute(self, ctx):
+        yield from stream_answer(ctx, self.plugin_name)
+
+
+def stream_answer(ctx, plugin_name, clock=time.monotonic):
+    """The messages to stream to the panel (see the module docstring)."""
+    panel_id = ctx.params.get("panel_id")
+    state = dict(ctx.params.get("panel_state") or {})
+
+    def patch(values):
+        state.update(values)
+        return ctx.ops.patch_panel_state(values, panel_id=panel_id)
+
+    yield patch({"busy": True, "answer": "", "error": "", "citations": []})
+    try:
+        final = yield from _generate(ctx, patch, clock)
+    except AnswerError as e:
+        final = {"error": e.message, "answer": ""}
+    final.update(busy=False, history=history_rows(ctx.dataset))
+    yield patch(final)
+    yield ctx.trigger(
+        f"{plugin_name}/{PANEL_NAME}",
+        {"panel_id": panel_id, "__method__": "on_answer_ready", "panel_state": state},
+    )
+
+
+def _generate(ctx, patch, clock):
+    params = ctx.params
+    kwargs = {
+        k: params[k] for k in ("max_images", "long_side") if params.get(k) is not None
+    }
+    stream = ask(
+        ctx.dataset,
+        params.get("question"),
+        evidence=evidence_from_state(params.get("evidence")),
+        secrets=ctx.secrets,
+        stream=True,
+        **kwargs,
+    )
+    last = clock()
+    for _ in stream:
+        if clock() - last >= STREAM_EVERY_S:
+            last = clock()
+            yield patch({"answer": stream.text_so_far()})
+    answer = stream.answer
+    return {
+        "answer": answer.text,
+        "citations": [c.to_dict() | {"label": c.label} for c in answer.citations],
+        "warnings": answer.warnings,
+        "usage": answer.usage,
+    }
