@@ -169,10 +169,15 @@ CIFAR_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"
 
 
 def delete_dataset_and_indexes(name):
-    if fo.dataset_exists(name):
-        old = fo.load_dataset(name)
-        old.delete_brain_runs()  # also drops their Milvus collections
-        old.delete()
+    if not fo.dataset_exists(name):
+        return
+    old = fo.load_dataset(name)
+    for key in old.list_brain_runs(type="similarity"):
+        try:  # deleting a brain run does NOT drop its Milvus collection
+            old.load_brain_results(key).cleanup()
+        except Exception as e:  # e.g. built on another Milvus
+            print(f"Could not drop the Milvus collection of {key!r}: {e}")
+    old.delete()
 
 
 def load_cifar10_test(name, per_class):
@@ -416,7 +421,7 @@ if alt_spec.name == "altclip":
     for query in QUERIES + ["一匹小马"]:  # AltCLIP reads Chinese too ("a pony")
         search(query, "altclip_sim")
 else:
-    reason = alt_notes[0] if alt_notes else "unknown"
+    reason = (alt_notes or ["unknown"])[0].split(" Using the offline model")[0]
     print(f"SKIPPED the AltCLIP index: its weights are not reachable. {reason}")
     emit("SKIPPED", {"step": "altclip", "reason": reason[:300]})"""
     ),
@@ -498,9 +503,14 @@ The dataset is persistent (the App and later sessions can use it). To remove
 it and its Milvus collections:
 
 ```python
-dataset.delete_brain_runs()  # drops the collections
+for key in dataset.list_brain_runs(type="similarity"):
+    dataset.load_brain_results(key).cleanup()  # drops its Milvus collection
 dataset.delete()
-```"""
+```
+
+(`dataset.delete_brain_run(key)` alone forgets an index but leaves its
+collection in Milvus; `plugin.retrieval.frame_index.delete_frame_index` does
+both.)"""
     ),
 ]
 
@@ -678,8 +688,8 @@ base64 JPEG images, the question) and sends it to the vLLM server at
 `VRAG_VLLM_MODEL`, default `mistralai/Pixtral-12B-2409`). The answer cites
 its evidence as `[n]`.
 
-Without an endpoint, this cell shows the evidence and the request that would
-be sent instead, and how to start vLLM."""
+Without an endpoint (or when it fails), this cell says why and shows the
+evidence and the request that would be sent instead, and how to start vLLM."""
     ),
     code(
         """\
@@ -688,17 +698,19 @@ from plugin.answer.ask import attach_images
 from plugin.answer.client import HOW_TO_START
 from plugin.answer.prompt import build_request, count_images
 
+answer, problem = None, None
 try:
-    settings = resolve_settings()
-except AnswerError as e:
-    settings = None
-    print(f"No vLLM endpoint configured ({e.kind}).")
-
-if settings is not None:
+    resolve_settings()  # raises AnswerError("no_endpoint") when none is set
     answer = ask(dataset, QUESTION, milvus=connection, brain_key="frame_sim")
-    print(f"Q: {QUESTION}\\nA ({answer.model}, {answer.seconds:.1f} s): {answer.text}")
-    for c in answer.citations:
-        print("  cites", c.label)
+except AnswerError as e:
+    problem = e
+    first_line = e.message.split(". ")[0] if e.kind == "no_endpoint" else e.message
+    print(f"No answer ({e.kind}): {first_line}.")
+
+if answer is not None:
+    print(f"Q: {QUESTION}\nA ({answer.model}, {answer.seconds:.1f} s): {answer.text}")
+    for citation in answer.citations:
+        print("  cites", citation.label)
     for warning in answer.warnings:
         print("  warning:", warning)
     emit("ANSWER", {"question": QUESTION, "text": answer.text,
@@ -707,14 +719,15 @@ else:
     evidence = gather_evidence(dataset, QUESTION, milvus=connection, brain_key="frame_sim")
     urls, warnings = attach_images(evidence)
     request = build_request(QUESTION, evidence, urls)
-    print(f"Evidence that would be sent for {QUESTION!r}:")
+    print(f"\nEvidence that would be sent for {QUESTION!r}:")
     for item in evidence:
         when = f"t={item.timestamp:5.1f}s" if item.timestamp is not None else ""
         print(f"  [{item.n}] {item.video_label} {when} {item.transcript!r}")
-    print(f"\\nThe request: model {request['model']}, {count_images(request)} image(s), "
-          f"max_tokens {request['max_tokens']}. Its text part:\\n")
+    print(f"\nThe request: model {request['model']}, {count_images(request)} image(s), "
+          f"max_tokens {request['max_tokens']}. Its text part:\n")
     print(request["messages"][1]["content"][0]["text"])
-    print("\\n" + HOW_TO_START)
+    if problem is not None and problem.kind == "no_endpoint":
+        print("\n" + HOW_TO_START)
     emit("EVIDENCE", {
         "question": QUESTION,
         "items": [{"n": e.n, "t": e.timestamp, "transcript": e.transcript} for e in evidence],

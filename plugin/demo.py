@@ -75,11 +75,19 @@ def index_frames(dataset, connection):
 
 
 def index_transcript(dataset, connection):
-    from plugin.retrieval import transcript_index
+    from plugin.retrieval.transcript_index import (
+        build_transcript_index,
+        sync_transcript_index,
+        transcript_index_info,
+    )
 
     _step("Index the transcript in Milvus (all-MiniLM-L6-v2, offline)")
-    counts = transcript_index.ensure_transcript_index(dataset, milvus=connection)
-    print(f"  transcript index: {counts}")
+    if transcript_index_info(dataset) is None:
+        info = build_transcript_index(dataset, milvus=connection)
+        print(f"  {info['num_segments']} segments in {info['collection']!r}")
+    else:
+        counts = sync_transcript_index(dataset, milvus=connection)
+        print(f"  transcript index exists; synced: {counts}")
 
 
 def search(dataset, connection):

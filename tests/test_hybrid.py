@@ -97,16 +97,15 @@ def test_transcript_evidence_puts_the_scene_frame_first(sample, indexes, any_sto
     # Image scores are noise: some scene frames were NOT the image index's
     # first, and the transcript evidence moved them up.
     assert any(rank > 0 for rank in image_ranks), image_ranks
+    _check_default_fusion(dataset, indexes, any_store)
 
 
-def test_default_fusion_is_rrf_over_both_lists_with_evidence(
-    sample, indexes, local_store
-):
-    dataset = sample[0]
+def _check_default_fusion(dataset, brain_key, store):
+    """Defaults: RRF over k frame hits and k transcript hits, with evidence."""
     query = "a boat sailing on the ocean"
-    fused = hybrid_search(dataset, query, k=10, brain_key=indexes, milvus=local_store)
-    frames = search_frames(dataset, query, k=10, brain_key=indexes, milvus=local_store)
-    texts = search_transcript(dataset, query, k=10, milvus=local_store)
+    fused = hybrid_search(dataset, query, k=10, brain_key=brain_key, milvus=store)
+    frames = search_frames(dataset, query, k=10, brain_key=brain_key, milvus=store)
+    texts = search_transcript(dataset, query, k=10, milvus=store)
     assert len(fused) == 5  # every frame is in both lists
     for hit in fused:
         frame_rank = next(f.rank for f in frames if f.sample_id == hit.sample_id)

@@ -121,6 +121,8 @@ def test_shipped_weights_reproduce_precision(local_store, dataset_name, evaluato
     results = evaluator.evaluate(MODEL, local_store, dataset, "lit_repro")
     got, want = results["mean_p@10"], reference["mean_p@10"]
     assert abs(got - want) <= P10_TOLERANCE, f"P@10 {got} vs stored {want}"
+    got100, want100 = results["mean_p@100"], reference["mean_p@100"]
+    assert abs(got100 - want100) <= P10_TOLERANCE, f"P@100 {got100} vs {want100}"
     assert abs(results["prompt_accuracy"] - reference["prompt_accuracy"]) <= 0.01
 
 

@@ -30,7 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 from plugin.milvus import LocalMilvusServer, use_for_brain
-from plugin.models.registry import OFFLINE_MODEL
+from plugin.models.registry import OFFLINE_MODEL, register_zoo_models
 from plugin.retrieval.frame_search import search_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +52,9 @@ UNSET = (
 @pytest.fixture(scope="module")
 def kernel_dir(tmp_path_factory):
     """A kernelspec running this interpreter, in a temp folder only."""
+    # This process reloads the notebooks' indexes (as the App does): brain
+    # re-creates their model by zoo name, so ours must be registered here.
+    register_zoo_models()
     root = tmp_path_factory.mktemp("kernels")
     spec_dir = root / KERNEL_NAME
     spec_dir.mkdir()
@@ -96,6 +99,9 @@ def run_notebook(name, kernel_dir, env_overrides):
             f"Output so far:\n{_stdout(nb)[-3000:]}",
             pytrace=False,
         )
+    finally:
+        if km.has_kernel:  # nbclient leaves a kernel it was given running
+            km.shutdown_kernel(now=False)
     seconds = time.monotonic() - started
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -107,6 +113,7 @@ def run_notebook(name, kernel_dir, env_overrides):
             )
     stdout = _stdout(nb)
     print(f"--- {name}: stdout of its cells ---\n{stdout}")  # shown on failure
+    print(f"--- {name}: seconds per code cell: {_cell_seconds(nb)}")
     figures = sum(
         1
         for cell in nb.cells
@@ -114,6 +121,26 @@ def run_notebook(name, kernel_dir, env_overrides):
         if "image/png" in output.get("data", {})
     )
     return parse_lines(stdout), stdout, seconds, figures
+
+
+def _cell_seconds(nb):
+    """``[(cell index, seconds)]`` from nbclient's timing metadata."""
+    from datetime import datetime
+
+    timings = []
+    for index, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = (
+            timing.get("iopub.execute_input"),
+            timing.get("shell.execute_reply"),
+        )
+        if start and end:
+            seconds = (
+                datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))
+            ).total_seconds()
+            timings.append((index, round(seconds, 1)))
+    return timings
 
 
 def _stdout(nb):
@@ -155,8 +182,31 @@ def _delete(name, store):
 
     if transcript_index_info(dataset):
         delete_transcript_index(dataset, milvus=store)
-    dataset.delete_brain_runs()  # drops the collections
+    for key in dataset.list_brain_runs(type="similarity"):
+        dataset.load_brain_results(key).cleanup()  # drops its collection
     dataset.delete()
+
+
+def _delete_quietly(name, store):
+    """Cleanup after a failure: must not hide the failure itself."""
+    try:
+        _delete(name, store)
+    except Exception as e:
+        print(f"cleanup of {name} failed: {type(e).__name__}: {e}")
+
+
+def _collections_of(name, store):
+    slug = "".join(c if c.isalnum() else "_" for c in name)
+    return [c for c in store.client().list_collections() if slug in c]
+
+
+def _assert_deleted(name, store):
+    """Deleting the dataset and its indexes leaves nothing in Milvus."""
+    assert _collections_of(name, store), f"no Milvus collections for {name}"
+    _delete(name, store)
+    assert not fo.dataset_exists(name)
+    left = _collections_of(name, store)
+    assert not left, f"collections left in Milvus after deleting {name}: {left}"
 
 
 def _assert_managed_store(parsed, stdout, store):
@@ -223,19 +273,6 @@ def test_cifar10_milvus_exploration(kernel_dir, local_store):
         viz = _one(parsed, "VIZ", stdout)
         assert viz["points"] == data["samples"], viz
 
-        if model["used"] == OFFLINE_MODEL:  # the seed's lessons, offline model
-            pony = results[("clip_sim", "pony")]
-            assert pony["counts"].get("horse", 0) > pony["k"] / 2, pony
-            ferrari = results[("clip_sim", "ferrari")]
-            vehicles = ferrari["counts"].get("automobile", 0)
-            vehicles += ferrari["counts"].get("truck", 0)
-            assert vehicles > ferrari["k"] / 2, ferrari
-            mustang = results[("clip_sim", "mustang")]["counts"]
-            assert mustang.get("horse", 0) + mustang.get("automobile", 0) > 0
-            # unit-norm vectors: euclidean ranks as cosine does
-            euclid = results[("clip_euclid", "pony")]
-            assert euclid["counts"].get("horse", 0) > euclid["k"] / 2, euclid
-
         # Another process (this one, as the App would) searches the
         # notebook's index in the shared store, after the kernel is gone.
         dataset = fo.load_dataset(name)
@@ -248,8 +285,22 @@ def test_cifar10_milvus_exploration(kernel_dir, local_store):
         )
         expected = [label for label, _ in results[("clip_sim", "pony")]["top"]]
         assert labels == expected, (labels, expected)
+
+        if model["used"] == OFFLINE_MODEL:  # the seed's lessons, offline model
+            pony = results[("clip_sim", "pony")]
+            assert pony["counts"].get("horse", 0) > pony["k"] / 2, pony
+            ferrari = results[("clip_sim", "ferrari")]
+            vehicles = ferrari["counts"].get("automobile", 0)
+            vehicles += ferrari["counts"].get("truck", 0)
+            assert vehicles > ferrari["k"] / 2, ferrari
+            mustang = results[("clip_sim", "mustang")]["counts"]
+            assert mustang.get("horse", 0) + mustang.get("automobile", 0) > 0
+            # unit-norm vectors: euclidean ranks as cosine does
+            euclid = results[("clip_euclid", "pony")]
+            assert euclid["counts"].get("horse", 0) > euclid["k"] / 2, euclid
+        _assert_deleted(name, local_store)
     finally:
-        _delete(name, local_store)
+        _delete_quietly(name, local_store)
 
 
 def test_video_rag(kernel_dir, local_store):
@@ -286,5 +337,6 @@ def test_video_rag(kernel_dir, local_store):
 
         dataset = fo.load_dataset(name)
         assert "frame_sim" in dataset.list_brain_runs()
+        _assert_deleted(name, local_store)
     finally:
-        _delete(name, local_store)
+        _delete_quietly(name, local_store)

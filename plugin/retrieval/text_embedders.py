@@ -41,14 +41,14 @@ class TextEmbeddingError(RuntimeError):
     """An embeddings endpoint failed; the message names the URL, never the key."""
 
 
-def canonical_name(name):
+def canonical_name(name, secrets=None):
     """The registry name for ``name`` (None -> the default); raises
     :class:`UnknownTextModelError` for names the registry does not know."""
     name = (name or DEFAULT_TEXT_MODEL).strip()
     if name == DEFAULT_TEXT_MODEL:
         return name
     if name == "openai":
-        model = get_setting(EMBEDDINGS_MODEL)
+        model = get_setting(EMBEDDINGS_MODEL, secrets)
         if not model:
             raise UnknownTextModelError(
                 f"Text model 'openai' needs a model name: use 'openai:<model>' "
@@ -71,7 +71,7 @@ def load_text_embedder(name=None, base_url=None, api_key=None, secrets=None):
             ``secrets`` / the environment
         secrets (None): plugin secrets, e.g. ``ctx.secrets``
     """
-    name = canonical_name(name)
+    name = canonical_name(name, secrets)
     if name == DEFAULT_TEXT_MODEL:
         return MiniLMEmbedder()
     base_url = base_url or get_setting(EMBEDDINGS_BASE_URL, secrets)

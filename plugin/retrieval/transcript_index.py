@@ -14,23 +14,22 @@ and sync embed with the model the index was built with.
 """
 
 import json
-import logging
 from collections import defaultdict
 
 from fiftyone import ViewField as F
 
-from plugin.milvus import LITE_FILE, LOCAL, MilvusConnection, resolve_milvus
+from plugin.milvus import LITE_FILE, LOCAL, LocalMilvusServer
 from plugin.retrieval.frame_index import (
     MILVUS_METRICS,
     IndexConfigError,
+    _connection,
+    _progress,
     check_collection_compatible,
 )
 from plugin.retrieval.frame_search import validate_query
 from plugin.retrieval.hits import TextHit
 from plugin.retrieval.text_embedders import canonical_name, load_text_embedder
 from plugin.video.transcripts import load_transcript_segments, load_video_records
-
-logger = logging.getLogger(__name__)
 
 INFO_KEY = "vrag_transcript_index"
 TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
@@ -43,7 +42,7 @@ _FIELDS = ["segment_id", "video_id", "start", "end", "text"]
 
 def default_collection_name(dataset_name):
     raw = f"vrag_{dataset_name}_transcripts"
-    return "".join(c if c.isalnum() else "_" for c in raw)
+    return "".join(c if c.isalnum() else "_" for c in raw)[:255]  # Milvus' limit
 
 
 def transcript_index_info(dataset):
@@ -91,10 +90,11 @@ def build_transcript_index(
             f"(collection {existing['collection_name']!r}). Use sync to add new "
             "videos, or pass overwrite=True to rebuild it."
         )
-    model_name = canonical_name(text_model)  # unknown names fail before any work
+    # Unknown models, empty datasets and unreachable Milvus fail before any work
+    model_name = canonical_name(text_model, secrets)
     segments = _live_segments(dataset, require=True)
     connection = _connection(milvus)
-    client = connection.client()  # unreachable Milvus fails before embedding
+    client = connection.client()
     embedder = load_text_embedder(model_name, base_url, api_key, secrets)
     _progress(progress, 0.05, f"Embedding {len(segments)} transcript segments")
     vectors = _embed(embedder, segments, progress, 0.05, 0.8)
@@ -103,6 +103,12 @@ def build_transcript_index(
     replaced = existing["collection_name"] if existing else None
     if name != replaced:  # the collection being replaced may differ
         check_collection_compatible(connection, name, dimension, metric)
+        if client.has_collection(name) and not overwrite:
+            raise IndexConfigError(
+                f"Milvus collection {name!r} already exists at "
+                f"{connection.display_uri}. Choose another collection name, or "
+                "pass overwrite=True to replace it."
+            )
     for old in {replaced, name} - {None}:
         if client.has_collection(old):
             client.drop_collection(old)
@@ -187,7 +193,7 @@ def search_transcript(
         raise ValueError(f"k must be at least 1, got {k}")
     info = _require_info(dataset._root_dataset)
     client = _open_collection(_connection(milvus), info)
-    video_ids = sorted(v for v in dataset.distinct("video_id") if v)
+    video_ids = sorted(_video_ids(dataset))
     if not video_ids:
         return []
     embedder = load_text_embedder(info["text_model"], base_url, api_key, secrets)
@@ -256,7 +262,7 @@ def _live_segments(dataset, require):
     """
     if require and len(dataset) == 0:
         raise ValueError(f"Dataset {dataset.name!r} is empty: import videos first")
-    live = set(dataset.distinct("video_id"))
+    live = _video_ids(dataset)
     segments = [
         s
         for s in load_transcript_segments(dataset, video_ids=live)
@@ -268,6 +274,13 @@ def _live_segments(dataset, require):
             f"(transcript status per video: {_statuses(dataset, live)})"
         )
     return segments
+
+
+def _video_ids(samples):
+    """The ids of the videos with frames in ``samples``."""
+    if not samples.has_sample_field("video_id"):  # not imported videos
+        return set()
+    return {v for v in samples.distinct("video_id") if v}
 
 
 def _statuses(dataset, live):
@@ -343,8 +356,6 @@ def _search_params(info, k):
 def _is_milvus_lite(connection):
     if connection.kind in (LOCAL, LITE_FILE):
         return True
-    from plugin.milvus import LocalMilvusServer
-
     return connection.uri == LocalMilvusServer().uri()
 
 
@@ -406,15 +417,3 @@ def _open_collection(connection, info):
 def _record(dataset, info):
     dataset.info[INFO_KEY] = info
     dataset.save()
-
-
-def _connection(milvus):
-    if isinstance(milvus, MilvusConnection):
-        return milvus
-    return resolve_milvus(milvus)
-
-
-def _progress(progress, fraction, label):
-    logger.info("%3.0f%% %s", fraction * 100, label)
-    if progress is not None:
-        progress(fraction, label)

@@ -6,6 +6,7 @@ its extra pins an old pymilvus. If it cannot start, tests that use it FAIL with
 the reason: they never skip.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ CACHE_DIR = Path(
     os.environ.get("VRAG_CACHE_DIR", Path.home() / ".cache" / "fiftyone-video-rag")
 )
 VENV_PYTHON = CACHE_DIR / "milvus-server-venv" / "bin" / "python"
-PID_FILE = CACHE_DIR / "milvus-server-test.pid"
+PIDS_DIR = CACHE_DIR / "milvus-server-test-pids"
 
 
 class MilvusServerError(RuntimeError):
@@ -40,14 +41,26 @@ def _kill_group(pid):
             time.sleep(0.1)
 
 
-def _kill_leftover():
-    """Stops a server a crashed earlier test session left running."""
+def _alive(pid):
     try:
-        pid = int(PID_FILE.read_text())
-    except (OSError, ValueError):
-        return
-    _kill_group(pid)
-    PID_FILE.unlink(missing_ok=True)
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+def _kill_leftovers():
+    """Stops servers whose test session died without stopping them (a crash
+    leaves ``milvus run standalone`` and its etcd running). Servers of other
+    live sessions are left alone."""
+    for pid_file in PIDS_DIR.glob("*.json"):
+        try:
+            owner = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner.get("session", 0)):
+            _kill_group(owner["server"])
+            pid_file.unlink(missing_ok=True)
 
 
 class RealMilvusServer:
@@ -65,7 +78,7 @@ class RealMilvusServer:
                 f"The Milvus server venv is missing ({VENV_PYTHON}). "
                 "Run `make setup-test` (scripts/setup_test_services.sh)."
             )
-        _kill_leftover()
+        _kill_leftovers()
         log = open(self.base_dir / "runner.log", "wb")
         self.proc = subprocess.Popen(
             [
@@ -77,15 +90,19 @@ class RealMilvusServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        PID_FILE.write_text(str(self.proc.pid))
+        PIDS_DIR.mkdir(parents=True, exist_ok=True)
+        self._pid_file = PIDS_DIR / f"{self.proc.pid}.json"
+        self._pid_file.write_text(
+            json.dumps({"server": self.proc.pid, "session": os.getpid()})
+        )
         port_file = self.base_dir / "port"
         deadline = time.monotonic() + self.start_timeout
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.base_dir / "runner.log").read_text(errors="replace")
                 self.stop()
                 raise MilvusServerError(
-                    "The real Milvus server did not start. Runner log:\n"
-                    + (self.base_dir / "runner.log").read_text(errors="replace")[-3000:]
+                    "The real Milvus server did not start. Runner log:\n" + log[-3000:]
                 )
             time.sleep(0.2)
         self.uri = f"http://127.0.0.1:{port_file.read_text().strip()}"
@@ -95,5 +112,6 @@ class RealMilvusServer:
         if self.proc is not None:
             _kill_group(self.proc.pid)
             self.proc = None
-        PID_FILE.unlink(missing_ok=True)
+        if getattr(self, "_pid_file", None) is not None:
+            self._pid_file.unlink(missing_ok=True)
         shutil.rmtree(self.base_dir, ignore_errors=True)

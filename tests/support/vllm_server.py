@@ -134,18 +134,36 @@ def _kill_group(pid: int, grace: float = 20.0) -> None:
             time.sleep(0.2)
 
 
-def _pid_file() -> Path:
-    return cache_dir() / "vllm-server-test.pid"
+def _pid_dir() -> Path:
+    return cache_dir() / "vllm-server-pids"
 
 
-def _kill_leftover() -> None:
-    """Stops a server that a crashed earlier test session left running."""
+def _alive(pid: int) -> bool:
     try:
-        pid = int(_pid_file().read_text())
-    except (OSError, ValueError):
-        return
-    _kill_group(pid, grace=10.0)
-    _pid_file().unlink(missing_ok=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_leftovers() -> None:
+    """Stops servers whose test session died without stopping them.
+
+    Each server leaves ``<server pid>.pid`` holding the pid of the process
+    that started it; servers of a still-running session (another pytest run
+    on this machine) are left alone."""
+    for pid_file in _pid_dir().glob("*.pid"):
+        try:
+            server_pid = int(pid_file.stem)
+            owner_pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner_pid):
+            continue
+        _kill_group(server_pid, grace=10.0)
+        pid_file.unlink(missing_ok=True)
 
 
 @dataclass
@@ -161,6 +179,7 @@ class VLLMServer:
     log_path: Path | None = None
     startup_seconds: float | None = None
     proc: subprocess.Popen | None = None
+    _pid_file: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -191,12 +210,17 @@ class VLLMServer:
             # No torch.compile warm-up: it costs minutes on 2 cores and buys
             # nothing for a 270M model answering a few test requests.
             "--enforce-eager",
+            # Engine core and worker in the API server's process (with
+            # VLLM_ENABLE_V1_MULTIPROCESSING=0): each extra process costs a
+            # full `import vllm`, a minute or more on a busy 2-core machine.
+            "--distributed-executor-backend",
+            "uni",
             "--disable-uvicorn-access-log",
         ]
 
     def start(self) -> VLLMServer:
         python, model_dir = ensure_setup()
-        _kill_leftover()
+        _kill_leftovers()
         self.port = self.port or _free_port()
         logs = cache_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -208,6 +232,7 @@ class VLLMServer:
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
             VLLM_CPU_KVCACHE_SPACE="1",  # GiB of KV cache
+            VLLM_ENABLE_V1_MULTIPROCESSING="0",
             VLLM_NO_USAGE_STATS="1",
             DO_NOT_TRACK="1",
             PYTHONUNBUFFERED="1",
@@ -226,7 +251,9 @@ class VLLMServer:
                 cwd=str(cache_dir()),
                 start_new_session=True,  # its own process group: stop() kills all
             )
-        _pid_file().write_text(str(self.proc.pid))
+        _pid_dir().mkdir(parents=True, exist_ok=True)
+        self._pid_file = _pid_dir() / f"{self.proc.pid}.pid"
+        self._pid_file.write_text(str(os.getpid()))
         try:
             self._wait_ready(t0)
         except BaseException:
@@ -284,7 +311,9 @@ class VLLMServer:
             except subprocess.TimeoutExpired:
                 pass
             self.proc = None
-        _pid_file().unlink(missing_ok=True)
+        if self._pid_file is not None:
+            self._pid_file.unlink(missing_ok=True)
+            self._pid_file = None
 
     def __enter__(self) -> VLLMServer:
         return self.start()
