@@ -158,8 +158,12 @@ def recall_at_k(search, vectors, ids, queries):
     return hits / (K * len(queries))
 
 
-def count_brain(index, query, k):
-    return len(index.sort_by_similarity(query, k=k).values("id"))
+def brain_ids(index, query, k):
+    return index.sort_by_similarity(query, k=k).values("id")
+
+
+def count(search, *args):
+    return len(search(*args))
 
 
 def raw_search(client, collection, query, k, params):
@@ -167,17 +171,14 @@ def raw_search(client, collection, query, k, params):
     return [hit.id for hit in hits[0]]
 
 
-def count_raw(*args):
-    return len(raw_search(*args))
-
-
 def k_probe(index, client, collection, query):
     """brain with k=10/50, and raw searches with a well-formed ``ef=10``."""
     ef10 = {"metric_type": "COSINE", "params": {"ef": 10}}
     out = {"brain_search_params": index.config.search_params}
     for k in (10, 50):
-        out[f"brain_k{k}"] = attempt(count_brain, index, query, k)
-        out[f"raw_ef10_k{k}"] = attempt(count_raw, client, collection, query, k, ef10)
+        out[f"brain_k{k}"] = attempt(count, brain_ids, index, query, k)
+        args = (client, collection, query, k, ef10)
+        out[f"raw_ef10_k{k}"] = attempt(count, raw_search, *args)
     return out
 
 
@@ -212,8 +213,8 @@ def run_phases(dataset, spec, res, save):
         raw_phases(index, client, queries, spec, res)
     save("recall")
     ids, sample = dataset.values("id"), queries[:20]
-    brain_ids = lambda q: index.sort_by_similarity(q, k=K).values("id")  # noqa: E731
-    res["recall_at_10"] = recall_at_k(brain_ids, vectors, ids, sample)
+    search = lambda q: brain_ids(index, q, K)  # noqa: E731
+    res["recall_at_10"] = recall_at_k(search, vectors, ids, sample)
     if client:  # the same index searched with a well-formed, larger ef
         ef = {"metric_type": "COSINE", "params": {"ef": RECALL_EF}}
         raw = lambda q: raw_search(client, collection, q, K, ef)  # noqa: E731
@@ -279,10 +280,8 @@ def make_dataset(size, batch=50_000):
     dataset = fo.Dataset(f"bench-milvus-{size}-{os.getpid()}", persistent=True)
     kwargs = dict(progress=False, expand_schema=False, validate=False)
     for start in range(0, size, batch):
-        stop = min(size, start + batch)
-        samples = [
-            fo.Sample(filepath=f"/frames/{i:07d}.jpg") for i in range(start, stop)
-        ]
+        ids = range(start, min(size, start + batch))
+        samples = [fo.Sample(filepath=f"/frames/{i:07d}.jpg") for i in ids]
         dataset.add_samples(samples, **kwargs)
     return dataset
 

@@ -708,7 +708,7 @@ except AnswerError as e:
     print(f"No answer ({e.kind}): {first_line}.")
 
 if answer is not None:
-    print(f"Q: {QUESTION}\nA ({answer.model}, {answer.seconds:.1f} s): {answer.text}")
+    print(f"Q: {QUESTION}\\nA ({answer.model}, {answer.seconds:.1f} s): {answer.text}")
     for citation in answer.citations:
         print("  cites", citation.label)
     for warning in answer.warnings:
@@ -719,15 +719,15 @@ else:
     evidence = gather_evidence(dataset, QUESTION, milvus=connection, brain_key="frame_sim")
     urls, warnings = attach_images(evidence)
     request = build_request(QUESTION, evidence, urls)
-    print(f"\nEvidence that would be sent for {QUESTION!r}:")
+    print(f"\\nEvidence that would be sent for {QUESTION!r}:")
     for item in evidence:
         when = f"t={item.timestamp:5.1f}s" if item.timestamp is not None else ""
         print(f"  [{item.n}] {item.video_label} {when} {item.transcript!r}")
-    print(f"\nThe request: model {request['model']}, {count_images(request)} image(s), "
-          f"max_tokens {request['max_tokens']}. Its text part:\n")
+    print(f"\\nThe request: model {request['model']}, {count_images(request)} image(s), "
+          f"max_tokens {request['max_tokens']}. Its text part:\\n")
     print(request["messages"][1]["content"][0]["text"])
     if problem is not None and problem.kind == "no_endpoint":
-        print("\n" + HOW_TO_START)
+        print("\\n" + HOW_TO_START)
     emit("EVIDENCE", {
         "question": QUESTION,
         "items": [{"n": e.n, "t": e.timestamp, "transcript": e.transcript} for e in evidence],

@@ -14,6 +14,10 @@ Idempotent: a second run reuses the dataset and indexes.
 import importlib.metadata
 import sys
 import time
+import warnings
+
+# fiftyone-brain uses pymilvus' ORM API, which warns on every call
+warnings.filterwarnings("ignore", message=".*ORM-style PyMilvus")
 
 PACKAGES = ["fiftyone", "fiftyone-brain", "pymilvus", "milvus-lite", "torch"]
 FRAME_KEY = "frame_sim"
@@ -67,7 +71,9 @@ def index_frames(dataset, connection):
         print(f"  index {FRAME_KEY!r} exists ({model}); synced: {counts}")
         return
     spec, _ = load_model_or_offline(announce=lambda text: print(f"  NOTE: {text}"))
-    index = build_frame_index(dataset, model=spec, brain_key=FRAME_KEY, milvus=connection)
+    index = build_frame_index(
+        dataset, model=spec, brain_key=FRAME_KEY, milvus=connection
+    )
     print(
         f"  {index.total_index_size} frames indexed with {spec.name} "
         f"(brain key {FRAME_KEY!r}, collection {index.config.collection_name!r})"
@@ -84,7 +90,7 @@ def index_transcript(dataset, connection):
     _step("Index the transcript in Milvus (all-MiniLM-L6-v2, offline)")
     if transcript_index_info(dataset) is None:
         info = build_transcript_index(dataset, milvus=connection)
-        print(f"  {info['num_segments']} segments in {info['collection']!r}")
+        print(f"  {info['num_segments']} segments in {info['collection_name']!r}")
     else:
         counts = sync_transcript_index(dataset, milvus=connection)
         print(f"  transcript index exists; synced: {counts}")
@@ -96,13 +102,19 @@ def search(dataset, connection):
     from plugin.retrieval.transcript_index import search_transcript
 
     _step(f"Search frames: {QUERY!r}")
-    for hit in search_frames(dataset, QUERY, k=3, brain_key=FRAME_KEY, milvus=connection):
-        print(f"  #{hit.rank + 1} t={hit.timestamp:5.1f}s score={hit.score:.3f} {hit.filepath}")
+    for hit in search_frames(
+        dataset, QUERY, k=3, brain_key=FRAME_KEY, milvus=connection
+    ):
+        print(
+            f"  #{hit.rank + 1} t={hit.timestamp:5.1f}s score={hit.score:.3f} {hit.filepath}"
+        )
     _step("Search transcript: 'car'")
     for hit in search_transcript(dataset, "car", k=2, milvus=connection):
         print(f"  #{hit.rank + 1} {hit.start:5.1f}-{hit.end:5.1f}s  {hit.text!r}")
     _step("Hybrid (frames + transcript, reciprocal rank fusion): 'a ship at sea'")
-    for rank, hit in enumerate(hybrid_search(dataset, "a ship at sea", k=3, milvus=connection)):
+    for rank, hit in enumerate(
+        hybrid_search(dataset, "a ship at sea", k=3, milvus=connection)
+    ):
         frame = hit.frame_hit
         when = f"t={frame.timestamp:5.1f}s" if frame else ""
         texts = "; ".join(t.text for t in hit.text_hits)[:70]
@@ -125,7 +137,7 @@ def main():
     ask(dataset, connection)
     _step("Open it in the App")
     print(
-        "  .venv/bin/python -c \"import fiftyone as fo; "
+        '  .venv/bin/python -c "import fiftyone as fo; '
         f"fo.launch_app(fo.load_dataset('{dataset.name}'), auto=False).wait()\"\n"
         "  then http://localhost:5151 ; the search bar's gear icon picks the "
         f"index ({FRAME_KEY})"

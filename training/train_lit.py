@@ -12,8 +12,8 @@ is off by default (kept for experiments).
 
     python training/train_lit.py            # writes plugin/models/weights/
 
-Seeded; ~20 minutes on the CPU with one thread (one thread beats two on a
-busy 2-core machine), about a minute with ``--device cuda``. Decoded images
+Seeded; 12 epochs of 67-273 s each on one CPU thread of a busy 2-core
+machine (one thread beats two there), about a minute with ``--device cuda``. Decoded images
 and caption embeddings are cached under ``~/.cache/fiftyone-video-rag/``
 (``$VRAG_CACHE_DIR``).
 """

@@ -198,7 +198,8 @@ def ask(
     try:
         question = validate_question(question)
     except ValueError as e:
-        raise C.AnswerError("empty_question", str(e)) from None
+        kind = "empty_question" if not (question or "").strip() else "bad_question"
+        raise C.AnswerError(kind, str(e)) from None
     settings = C.resolve_settings(base_url, api_key, model, secrets, timeout)
     if evidence is None:
         evidence = gather_evidence(
@@ -211,6 +212,10 @@ def ask(
             secrets=secrets,
         )
     evidence = renumber(list(evidence))
+    if not evidence:
+        raise C.AnswerError(
+            "no_evidence", "There is no evidence to send: select or retrieve frames."
+        )
     urls, warnings = attach_images(evidence, max_images, long_side)
     request = build_request(question, evidence, urls, settings.model, max_tokens)
     started = time.monotonic()

@@ -38,7 +38,8 @@ class AnswerError(RuntimeError):
 
     Attributes:
         kind: ``no_endpoint | connection | timeout | auth | bad_request |
-            model_not_found | server | empty_question | no_evidence``
+            model_not_found | server | empty_question | bad_question |
+            no_evidence``
         message: what happened and what to do
         server_message: vLLM's own message, when it sent one
     """

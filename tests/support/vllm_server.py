@@ -30,6 +30,7 @@ Environment:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -47,7 +48,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "tests" / "vllm_server"
 SETUP_SH = SERVER_DIR / "setup.sh"
-HASHED_FILES = ("requirements.txt", "setup.sh", "assemble_model.py")  # as setup.sh
+# As setup.sh: the venv is keyed by the first two, the model by all three.
+HASHED_FILES = ("requirements.txt", "setup.sh", "assemble_model.py")
 
 MODEL_NAME = "vrag-tiny-vlm"
 MAX_IMAGES = 4
@@ -64,19 +66,19 @@ def cache_dir() -> Path:
     )
 
 
-def setup_hash() -> str:
-    """The 12-hex key setup.sh names its venv and model dir by."""
+def setup_hash(names=HASHED_FILES) -> str:
+    """The 12-hex keys setup.sh names its venv and model dir by."""
     digest = hashlib.sha256()
-    for name in HASHED_FILES:
+    for name in names:
         digest.update((SERVER_DIR / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def paths() -> tuple[Path, Path]:
     """(python of the vLLM venv, model dir), as setup.sh builds them."""
-    key = setup_hash()
-    venv = cache_dir() / f"vllm-venv-{key}"
-    return venv / "bin" / "python", cache_dir() / f"vllm-model-{key}"
+    venv = cache_dir() / f"vllm-venv-{setup_hash(HASHED_FILES[:2])}"
+    model = cache_dir() / f"vllm-model-{setup_hash(HASHED_FILES)}"
+    return venv / "bin" / "python", model
 
 
 def is_set_up() -> bool:
@@ -95,10 +97,17 @@ def ensure_setup(auto: bool | None = None) -> tuple[Path, Path]:
     how = f"Run `bash {SETUP_SH.relative_to(REPO)}` (or `make setup-test`)."
     if not auto:
         raise VLLMServerError(f"The vLLM test server is not built yet. {how}")
-    print(f"\n==> Building the vLLM test server ({SETUP_SH})", file=sys.stderr)
-    done = subprocess.run(
-        ["bash", str(SETUP_SH)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    # One build at a time on this machine: concurrent test sessions would
+    # otherwise delete each other's half-built venv.
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / "vllm-setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_set_up():  # built by another session while we waited
+            return paths()
+        print(f"\n==> Building the vLLM test server ({SETUP_SH})", file=sys.stderr)
+        done = subprocess.run(
+            ["bash", str(SETUP_SH)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
     if done.returncode != 0 or not is_set_up():
         tail = done.stdout.decode(errors="replace")[-4000:]
         raise VLLMServerError(

@@ -40,6 +40,12 @@ VISION = dict(
 
 BOI, EOI, IMAGE_TOKEN = "<start_of_image>", "<end_of_image>", "<image_soft_token>"
 PAD_VOCAB_TO_MULTIPLE_OF = 64
+FILLER_TOKEN_TEXT = " §"  # a rare, visible token; padded vocab rows copy it
+# The projector's weight starts at zero in transformers (images would then be
+# zero vectors, which throw the language model off). A small random one keeps
+# image embeddings at ~1/5 of a text embedding's norm: images change the noise
+# a little, and the text around them still reads as text.
+PROJECTION_STD = 0.02
 
 # Gemma 3's own chat template (system prompt folded into the first user turn,
 # "assistant" spoken as "model"), with image items rendered as <start_of_image>,
@@ -157,11 +163,15 @@ def main(out_dir: Path) -> None:
         len(tokenizer), pad_to_multiple_of=PAD_VOCAB_TO_MULTIPLE_OF, mean_resizing=False
     )
     # The new rows double as output rows (tied embeddings). Random ones win the
-    # argmax and the model then "says" only undecodable ids (empty text): zero
-    # them. The image soft token's row is never read (vision embeddings
-    # replace it).
+    # argmax and zero ones win whenever every real logit is negative: either
+    # way the model then "says" only undecodable ids (empty text). Copies of a
+    # real token's row can only tie with it, and greedy decoding takes the
+    # lowest id on a tie: the real token. (The image soft token's row is never
+    # read as input: vision embeddings replace it.)
+    filler_id = tokenizer.encode(FILLER_TOKEN_TEXT, add_special_tokens=False)[-1]
     with torch.no_grad():
-        text.get_input_embeddings().weight[base_vocab:] = 0
+        emb = text.get_input_embeddings().weight
+        emb[base_vocab:] = emb[filler_id]
     text_config = text.config
     # The GGUF origin must not leak into the saved config: vLLM would take the
     # checkpoint for a GGUF-quantized one.
@@ -202,6 +212,9 @@ def main(out_dir: Path) -> None:
             f"text weights do not fit: missing={missing} unexpected={unexpected}"
         )
     model.tie_weights()
+    with torch.no_grad():
+        proj = model.model.multi_modal_projector.mm_input_projection_weight
+        proj.normal_(0.0, PROJECTION_STD, generator=torch.Generator().manual_seed(SEED))
     del text
     n_vision = sum(p.numel() for p in model.model.vision_tower.parameters())
     n_proj = sum(p.numel() for p in model.model.multi_modal_projector.parameters())

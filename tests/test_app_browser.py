@@ -1,0 +1,355 @@
+"""The FiftyOne App, driven as a person uses it, in headless Chromium.
+
+One App server (``fo.launch_app(remote=True)``, the plugin loaded from a
+plugins dir that links to this repo) and one browser serve the whole module;
+the tests run in order and build on each other, like a session at the App:
+
+1. the grid shows the frame samples of the imported sample video
+2. the operator browser lists the plugin's operators
+3. the import operator's form imports a second video: its frames appear
+4. a text query in the App's search ("sort by text similarity", over a
+   frame index built with the offline model) puts the horse frame first
+5. the Ask panel shows the evidence (the selected frames), returns an answer
+   from the REAL vLLM test server, and a citation selects and opens its frame
+
+Every step saves a screenshot in ``tests/artifacts/screenshots/``; a failing
+step saves ``FAILED-<step>.png`` there and names it in the failure message.
+The vLLM server loads in a thread while steps 1-4 run.
+"""
+
+import contextlib
+import time
+import uuid
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import pytest
+from support.app_browser import (
+    AppServer,
+    BackgroundVLLM,
+    Browser,
+    plugins_dir_with_repo,
+    step,
+)
+
+from plugin.models.registry import OFFLINE_MODEL
+from plugin.retrieval.frame_index import build_frame_index
+from plugin.video.demo_step import SAMPLE_VIDEO
+from plugin.video.synth import Scene, make_narrated_video, solid_image
+
+pytestmark = [pytest.mark.browser, pytest.mark.vllm]
+
+PLUGIN = "@vrag/video-rag"
+BRAIN_KEY = "frame_sim"
+QUERY = "a photo of a horse"
+QUESTION = "What animal is shown in the first frame?"
+SAMPLE_FRAMES = 5  # 25 s at 0.2 FPS: horse, automobile, ship, airplane, cat
+SECOND_FRAMES = 2  # the second video: 10 s at 0.2 FPS
+VLLM_WAIT_S = 420  # on top of the time steps 1-4 took
+
+
+def cy(name):
+    """The App's own test ids are ``data-cy`` attributes."""
+    return f'[data-cy="{name}"]'
+
+
+# -- fixtures ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vllm():
+    """The real vLLM CPU test server, loading in a thread from the start."""
+    server = BackgroundVLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def frames(vllm, local_store):
+    """The sample video imported by the plugin's import operator, and a frame
+    index built with the offline model (or the reason it could not be)."""
+    name = f"vrag-app-{uuid.uuid4().hex[:8]}"
+    result = foo.execute_operator(
+        f"{PLUGIN}/import_videos",
+        ctx={"params": {"paths": str(SAMPLE_VIDEO), "dataset_name": name}},
+    )
+    assert result.error is None, f"import operator failed: {result.error}"
+    assert result.result["num_failed"] == 0, result.result["summary"]
+    dataset = fo.load_dataset(name)
+    index_error = None
+    try:
+        build_frame_index(
+            dataset, model=OFFLINE_MODEL, brain_key=BRAIN_KEY, milvus=local_store
+        )
+    except Exception as e:  # the search step fails with this reason
+        index_error = f"{type(e).__name__}: {e}"
+    yield dataset, index_error
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+@pytest.fixture(scope="module")
+def app(frames, vllm, plugin_loaded, tmp_path_factory):
+    dataset, _ = frames
+    plugins = plugins_dir_with_repo(tmp_path_factory.mktemp("app"))
+    server = AppServer(
+        dataset, plugins, env={**vllm.env(), "FIFTYONE_DO_NOT_TRACK": "true"}
+    )
+    try:
+        server.start()
+    except Exception as e:
+        server.stop()
+        pytest.fail(f"The FiftyOne App did not start: {e}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(app):
+    chromium = Browser()
+    try:
+        chromium.start()
+    except Exception as e:
+        chromium.stop()
+        pytest.fail(f"Headless Chromium did not start: {e}", pytrace=False)
+    yield chromium
+    chromium.stop()
+
+
+@pytest.fixture(scope="module")
+def second_video(tmp_path_factory):
+    """A silent 10 s video of two coloured scenes."""
+    path = tmp_path_factory.mktemp("video") / "second.mp4"
+    make_narrated_video(
+        path,
+        [
+            Scene(solid_image((200, 30, 30), (320, 240)), duration=5.0),
+            Scene(solid_image((30, 30, 200), (320, 240)), duration=5.0),
+        ],
+        audio=None,
+    )
+    return path
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+def _wait(predicate, timeout, what, page=None, every=0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        if page is not None:
+            page.wait_for_timeout(every * 1000)
+        else:
+            time.sleep(every)
+
+
+def _dismiss_popups(page):
+    """The App's first-visit popups (analytics banner, Enterprise teaser):
+    they cover the grid's right side, so they go first. Not asserted on."""
+    for label in ("Disable", "Dismiss"):
+        button = page.get_by_role("button", name=label, exact=True)
+        with contextlib.suppress(Exception):
+            if button.count():
+                button.first.click(timeout=15_000)
+
+
+def _grid_count(page):
+    return page.locator(cy("looker")).count()
+
+
+def _show_all_frames(page, session):
+    """Clears the view bar (the import leaves a grouped view) and waits for
+    the flat grid."""
+    if session.view is not None:
+        page.locator(cy("btn-clear-view-bar")).click()
+        _wait(lambda: session.view is None, 60, "the view to clear", page)
+
+
+def _select_looker(page, index):
+    looker = page.locator(cy("looker")).nth(index)
+    looker.hover()
+    page.locator(cy("looker-checkbox-")).nth(index).click()
+
+
+# -- the steps --------------------------------------------------------------
+
+
+def test_grid_shows_the_frame_samples(app, browser, frames):
+    dataset, _ = frames
+    page = browser.page
+    with step("grid", browser):
+        page.goto(app.url)
+        page.wait_for_selector(cy("looker"))
+        _dismiss_popups(page)
+        _wait(
+            lambda: _grid_count(page) == SAMPLE_FRAMES,
+            60,
+            f"{SAMPLE_FRAMES} frames in the grid",
+            page,
+        )
+        assert page.url.endswith(f"/datasets/{dataset.name}"), page.url
+        counts = page.locator(cy("entry-counts")).inner_text()
+        assert str(SAMPLE_FRAMES) in counts, counts
+        page.wait_for_timeout(1500)  # thumbnails finish drawing
+        browser.screenshot("01-grid")
+
+
+def test_operator_browser_lists_the_plugin_operators(browser):
+    page = browser.page
+    with step("operator-browser", browser):
+        page.locator(cy("action-browse-operations")).click()
+        ops = page.locator(cy("operators-browser"))
+        ops.wait_for()
+        page.locator(cy("operators-browser-search")).fill("Video RAG")
+        listed = ops.inner_text()
+        for label in (
+            "Video RAG: import videos",
+            "Video RAG: index frames in Milvus",
+            "Video RAG: search frames by text",
+            "Video RAG: ask a question",
+        ):
+            _wait(lambda label=label: label in ops.inner_text(), 30, label, page)
+        listed = ops.inner_text()
+        assert "stream an answer" not in listed  # unlisted: panel-internal
+        browser.screenshot("02-operator-browser")
+
+
+def test_import_form_adds_frames_of_a_second_video(app, browser, frames, second_video):
+    dataset, _ = frames
+    page = browser.page
+    with step("import-form", browser):
+        ops = page.locator(cy("operators-browser"))
+        if not ops.count():
+            page.locator(cy("action-browse-operations")).click()
+            page.locator(cy("operators-browser-search")).fill("Video RAG")
+        ops.get_by_text("Video RAG: import videos", exact=True).click()
+        form = page.locator(cy("operators-prompt-modal"))
+        form.get_by_text("Frames per second").wait_for()
+        form.locator("input").first.fill(str(second_video))
+        # The dataset field defaults to the dataset on screen.
+        dataset_input = form.get_by_label("Dataset", exact=True)
+        if dataset_input.count():
+            assert dataset_input.input_value() == dataset.name
+        execute = form.get_by_role("button", name="Execute")
+        _wait(execute.is_enabled, 60, "the form to validate", page)
+        browser.screenshot("03-import-form")
+    with step("import-run", browser):
+        execute.click()
+        form.get_by_text("Videos that failed").wait_for(timeout=240_000)
+        summary = form.inner_text()
+        assert f"{SECOND_FRAMES} frames" in summary, summary
+        assert "[imported]" in summary, summary
+        browser.screenshot("04-import-done")
+        form.get_by_role("button", name="Close").click()
+        assert len(dataset.reload() or dataset) == SAMPLE_FRAMES + SECOND_FRAMES
+        _show_all_frames(page, app.session)
+        _wait(
+            lambda: _grid_count(page) == SAMPLE_FRAMES + SECOND_FRAMES,
+            90,
+            f"{SAMPLE_FRAMES + SECOND_FRAMES} frames in the grid",
+            page,
+        )
+
+
+def test_text_search_puts_the_horse_frame_first(app, browser, frames):
+    dataset, index_error = frames
+    page = browser.page
+    with step("text-search", browser):
+        assert index_error is None, (
+            f"the frame index with the offline model {OFFLINE_MODEL} could not "
+            f"be built: {index_error}"
+        )
+        horse = dataset.match({"timestamp": 0.0, "video_path": str(SAMPLE_VIDEO)})
+        assert len(horse) == 1, "the t=0 s frame of the sample video is missing"
+        horse_id = horse.first().id
+        _show_all_frames(page, app.session)
+        page.reload()  # the App picks up the index built before it started
+        page.wait_for_selector(cy("looker"))
+        page.locator(cy("action-sort-by-similarity")).click()
+        box = page.locator(cy("input-Type anything!"))
+        box.fill(QUERY)
+        box.press("Enter")
+        # FiftyOne 1.22 runs the query as a "Similarity Search" run in its
+        # panel; "Show results" loads the sorted frames into the grid.
+        runs = page.locator(cy("panel-content-similarity_search_panel"))
+        runs.get_by_text("Completed").first.wait_for(timeout=180_000)
+        show = runs.locator('[aria-label="Show results"]').first
+        _wait(show.is_enabled, 120, "'Show results' to be enabled", page)
+        show.click()
+        _wait(
+            lambda: app.session.view is not None,
+            120,
+            "the App to show the search results",
+            page,
+        )
+        ranked = app.session.view.values("id")
+        assert ranked[0] == horse_id, (
+            f"first result is {app.session.view.first().filepath}, not the "
+            f"horse frame (t=0 s); order: {app.session.view.values('timestamp')}"
+        )
+        page.wait_for_timeout(2000)
+        browser.screenshot("05-text-search")
+
+
+def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm):
+    dataset, _ = frames
+    page = browser.page
+    session = app.session
+    with step("ask-wait-vllm", browser):
+        vllm.wait(VLLM_WAIT_S)
+    with step("ask-evidence", browser):
+        runs_tab = page.locator(cy("panel-tab-similarity_search_panel"))
+        if runs_tab.count():
+            runs_tab.locator('[data-testid="CloseIcon"]').click()
+        _show_all_frames(page, session)
+        page.reload()
+        page.wait_for_selector(cy("looker"))
+        _wait(
+            lambda: _grid_count(page) == SAMPLE_FRAMES + SECOND_FRAMES,
+            90,
+            "the full grid",
+            page,
+        )
+        _select_looker(page, 0)
+        _select_looker(page, 2)
+        _wait(lambda: len(session.selected) == 2, 30, "2 selected frames", page)
+        selected = list(session.selected)
+        page.locator(cy("new-panel-btn")).click()
+        page.locator(cy("new-panel-option-ask_panel")).click()
+        panel = page.locator(cy("panel-content-ask_panel"))
+        panel.get_by_text("Evidence (selected frames, 2 items)").wait_for()
+        assert "vllm serve" not in panel.inner_text()  # the endpoint is set
+        assert panel.locator("img").count() == 2
+        panel.locator("input").first.fill(QUESTION)
+        browser.screenshot("06-ask-evidence")
+    with step("ask-answer", browser):
+        panel.get_by_role("button", name="Ask", exact=True).click()
+        # The history lists the question once the answer is complete.
+        panel.get_by_text(f"Q: {QUESTION}").wait_for(timeout=300_000)
+        text = panel.inner_text()
+        assert "The answer appears here" not in text, text
+        errors = panel.locator(".MuiAlert-standardError")
+        assert not errors.count(), errors.first.inner_text()
+        browser.screenshot("07-ask-answer")
+    with step("ask-citation", browser):
+        # The model's answers are noise, so it may cite nothing: then the
+        # evidence thumbnails, which cite the same way, are clicked.
+        cites = panel.locator("button:has([data-testid='MovieIcon'])")
+        target = cites.first if cites.count() else panel.locator("img").first
+        cited = "citation" if cites.count() else "evidence thumbnail [1]"
+        target.click()
+        _wait(
+            lambda: len(session.selected) == 1,
+            60,
+            f"the {cited} to select one frame",
+            page,
+        )
+        assert session.selected[0] in selected
+        assert dataset[session.selected[0]].id == session.selected[0]
+        page.wait_for_timeout(2000)  # the frame opens in the modal
+        browser.screenshot("08-citation-opens-frame")
