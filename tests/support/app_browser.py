@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -233,18 +232,11 @@ def step(name, browser):
         ) from e
 
 
-_VLLM_PID_NAME = "vllm-server-app-browser.pid"
-
-
 class BackgroundVLLM:
-    """The REAL vLLM CPU test server (``support.vllm_server``), started in a
-    thread: it takes minutes on 2 cores, so the suite drives the App while
-    it loads. Its port and API key are fixed before it starts, so the App
-    server can be launched with :meth:`env` pointing at it.
-
-    Unlike ``VLLMServer.start()`` it records its pid in a file of its own: it
-    never stops a server that another test session is using, and a server
-    that a crashed run of this suite left behind is stopped the next time.
+    """The REAL vLLM CPU test server (``support.vllm_server.VLLMServer``),
+    started in a thread: it takes minutes on 2 cores, so the suite drives the
+    App while it loads. Its port and API key are fixed before it starts, so
+    the App server can be launched with :meth:`env` pointing at it.
     """
 
     def __init__(self):
@@ -252,7 +244,6 @@ class BackgroundVLLM:
 
         self.server = VLLMServer(port=free_port())
         self.error = None
-        self._stopping = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def env(self):
@@ -269,51 +260,9 @@ class BackgroundVLLM:
 
     def _run(self):
         try:
-            self._start_server()
+            self.server.start()
         except BaseException as e:  # reported by wait()
             self.error = e
-
-    def _start_server(self):
-        from support import vllm_server as vs
-
-        server = self.server
-        python, model_dir = vs.ensure_setup()
-        pid_file = vs.cache_dir() / _VLLM_PID_NAME
-        with contextlib.suppress(OSError, ValueError):
-            vs._kill_group(int(pid_file.read_text()), grace=10.0)
-        logs = vs.cache_dir() / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        server.log_path = logs / (
-            f"vllm-server-app-browser-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        )
-        env = dict(os.environ)
-        env.update(
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            VLLM_CPU_KVCACHE_SPACE="1",
-            VLLM_NO_USAGE_STATS="1",
-            DO_NOT_TRACK="1",
-            PYTHONUNBUFFERED="1",
-        )
-        for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-            env.pop(var, None)
-        t0 = time.monotonic()
-        with open(server.log_path, "wb") as log:
-            server.proc = subprocess.Popen(
-                server.command(python, model_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=str(vs.cache_dir()),
-                start_new_session=True,
-            )
-        pid_file.write_text(str(server.proc.pid))
-        if self._stopping:  # stop() came while it was starting
-            self.stop()
-            return
-        server._wait_ready(t0)
-        server.startup_seconds = time.monotonic() - t0
 
     def wait(self, timeout):
         """Waits until the server answers; raises with its log tail if not."""
@@ -328,12 +277,7 @@ class BackgroundVLLM:
         return self.server
 
     def stop(self):
-        from support import vllm_server as vs
-
-        self._stopping = True
-        if self.server.proc is not None:
-            vs._kill_group(self.server.proc.pid)
-            with contextlib.suppress(Exception):
-                self.server.proc.wait(timeout=5)
-            self.server.proc = None
-        (vs.cache_dir() / _VLLM_PID_NAME).unlink(missing_ok=True)
+        """Stops the server. One still being built or started is left to
+        ``support.vllm_server``'s leftover cleanup (its owner pid is ours)."""
+        self._thread.join(5)
+        self.server.stop()

@@ -98,7 +98,9 @@ def ensure_setup(auto: bool | None = None) -> tuple[Path, Path]:
     if not auto:
         raise VLLMServerError(f"The vLLM test server is not built yet. {how}")
     # One build at a time on this machine: concurrent test sessions would
-    # otherwise delete each other's half-built venv.
+    # otherwise delete each other's half-built venv. setup.sh inherits the
+    # locked descriptor, so the lock outlives a killed pytest for as long as
+    # its (then orphaned) setup.sh still runs.
     cache_dir().mkdir(parents=True, exist_ok=True)
     with open(cache_dir() / "vllm-setup.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -106,7 +108,10 @@ def ensure_setup(auto: bool | None = None) -> tuple[Path, Path]:
             return paths()
         print(f"\n==> Building the vLLM test server ({SETUP_SH})", file=sys.stderr)
         done = subprocess.run(
-            ["bash", str(SETUP_SH)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            ["bash", str(SETUP_SH)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(lock.fileno(),),
         )
     if done.returncode != 0 or not is_set_up():
         tail = done.stdout.decode(errors="replace")[-4000:]
