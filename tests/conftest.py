@@ -96,3 +96,14 @@ def plugin_loaded(tmp_path_factory):
     fo.config.plugins_dir = str(plugins_dir)
     yield "@vrag/video-rag"
     fo.config.plugins_dir = previous
+
+
+def _vllm_fixture():
+    from support.vllm_server import vllm_server_fixture
+
+    return vllm_server_fixture()
+
+
+# ONE real vLLM CPU server for the whole session (it takes minutes to start on
+# 2 cores): test modules use this fixture and never define their own.
+vllm_server = _vllm_fixture()

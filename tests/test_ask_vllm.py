@@ -14,7 +14,6 @@ import socket
 
 import fiftyone as fo
 import pytest
-from support.vllm_server import vllm_server_fixture
 
 from plugin.answer import AnswerError, ask
 from plugin.answer.evidence import frames_evidence
@@ -23,7 +22,7 @@ from plugin.video.importer import import_videos
 
 pytestmark = pytest.mark.vllm
 
-vllm_server = vllm_server_fixture()
+# vllm_server: the session fixture from conftest.py
 
 VIDEO = "samples/narrated_cifar10.mp4"
 MM_TOKENS_PER_IMAGE = 16  # tests/vllm_server/assemble_model.py

@@ -29,7 +29,6 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
-from support.vllm_server import vllm_server_fixture
 
 from plugin.milvus import LocalMilvusServer, use_for_brain
 from plugin.models.registry import OFFLINE_MODEL, register_zoo_models
@@ -53,7 +52,7 @@ UNSET = (
 
 # Session-scoped; the lead may move it into tests/conftest.py so that every
 # module shares one server.
-vllm_server = vllm_server_fixture()
+# vllm_server: the session fixture from conftest.py
 
 
 @pytest.fixture(scope="module")

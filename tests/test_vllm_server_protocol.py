@@ -13,12 +13,10 @@ import io
 import openai
 import pytest
 from PIL import Image, ImageDraw
-from support.vllm_server import vllm_server_fixture
 
 pytestmark = pytest.mark.vllm
 
-# The lead may move this into tests/conftest.py.
-vllm_server = vllm_server_fixture()
+# vllm_server: the session fixture from conftest.py
 
 MM_TOKENS_PER_IMAGE = 16  # tests/vllm_server/assemble_model.py
 

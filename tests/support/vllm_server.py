@@ -25,7 +25,7 @@ Environment:
                                (default ~/.cache/fiftyone-video-rag)
     VRAG_VLLM_AUTO_SETUP=0     do not run setup.sh when the venv/model is
                                missing: fail at once with how to build it
-    VRAG_VLLM_START_TIMEOUT    seconds to wait for the server (default 600)
+    VRAG_VLLM_START_TIMEOUT    seconds to wait for the server (default 800)
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def _kill_leftovers() -> None:
 class VLLMServer:
     """A running (once ``start()`` returned) vLLM OpenAI-compatible server."""
 
-    start_timeout: float = float(os.environ.get("VRAG_VLLM_START_TIMEOUT", "600"))
+    start_timeout: float = float(os.environ.get("VRAG_VLLM_START_TIMEOUT", "800"))
     model_name: str = MODEL_NAME
     max_images: int = MAX_IMAGES
     max_model_len: int = MAX_MODEL_LEN
