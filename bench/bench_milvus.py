@@ -212,14 +212,20 @@ def run_phases(dataset, spec, res, save):
         save("raw query")
         raw_phases(index, client, queries, spec, res)
     save("recall")
-    ids, sample = dataset.values("id"), queries[:20]
+    recall_phase(dataset, index, client, vectors, queries[:20], res)
+    return index
+
+
+def recall_phase(dataset, index, client, vectors, queries, res):
+    """recall@K of brain's search, and of a raw search with a well-formed ef."""
+    ids = dataset.values("id")
     search = lambda q: brain_ids(index, q, K)  # noqa: E731
-    res["recall_at_10"] = recall_at_k(search, vectors, ids, sample)
-    if client:  # the same index searched with a well-formed, larger ef
+    res["recall_at_10"] = recall_at_k(search, vectors, ids, queries)
+    if client:
+        collection = index.config.collection_name
         ef = {"metric_type": "COSINE", "params": {"ef": RECALL_EF}}
         raw = lambda q: raw_search(client, collection, q, K, ef)  # noqa: E731
-        res["recall_at_10_raw_ef"] = recall_at_k(raw, vectors, ids, sample)
-    return index
+        res["recall_at_10_raw_ef"] = recall_at_k(raw, vectors, ids, queries)
 
 
 def worker(spec_path):
@@ -266,8 +272,6 @@ def milvus_server(backend, workdir):
         finally:
             server.stop()
     else:
-        # Our own pid file, so the tests' fixture and this never kill each other
-        real_milvus.PID_FILE = real_milvus.CACHE_DIR / "milvus-server-bench.pid"
         server = real_milvus.RealMilvusServer()
         try:
             yield server.start()
@@ -347,7 +351,7 @@ def table_row(r):
     cells += [fmt(q.get("p50_ms")), fmt(q.get("p99_ms")), str(q.get("n", "–"))]
     cells += [f"{fmt(raw.get('p50_ms'))} / {fmt(raw.get('p99_ms'))}"]
     cells += [fmt(r.get("recall_at_10")), fmt(r.get("recall_at_10_raw_ef"))]
-    cells += [r["status"], ins.get("mode", "–")]
+    cells += [r["status"], ins.get("mode", "–"), str(r.get("invocation", "–"))]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -355,8 +359,9 @@ def probe_row(r):
     cells = [r["backend"], f"{r['size']:,}"]
     for key in ("brain_k10", "brain_k50", "raw_ef10_k10", "raw_ef10_k50"):
         p = r["k_probe"].get(key)
-        text = f"ok, {p['returned']} hits" if p["ok"] else p["error"][:160]
+        text = f"ok, {p['returned']} hits" if p["ok"] else "…" + p["error"][-110:]
         cells.append(text.replace("|", "/").replace("\n", " "))
+    cells.append(str(r.get("invocation", "–")))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -364,10 +369,11 @@ MAIN_HEAD = (
     "backend | vectors | insert vec/s (compute_similarity) | insert vec/s "
     "(add_to_index only) | index-ready wait s | query p50 ms | query p99 ms | "
     f"queries | raw client.search p50 / p99 ms | recall@10 | recall@10, raw ef={RECALL_EF} | "
-    "status | insert mode"
+    "status | insert mode | invocation"
 )
 PROBE_HEAD = (
-    "backend | vectors | brain k=10 | brain k=50 | raw ef=10, k=10 | raw ef=10, k=50"
+    "backend | vectors | brain k=10 | brain k=50 | raw ef=10, k=10 | raw ef=10, k=50 | "
+    "invocation"
 )
 
 
@@ -375,10 +381,13 @@ def markdown(data):
     order = {b: i for i, b in enumerate(BACKENDS)}
     runs = sorted(data["runs"], key=lambda r: (r["size"], order[r["backend"]]))
     lines = ["# Milvus benchmark (512-d, cosine, k=10)", "", f"| {MAIN_HEAD} |"]
-    lines += ["|" + "---|" * 13] + [table_row(r) for r in runs]
+    lines += ["|" + "---|" * 14] + [table_row(r) for r in runs]
+    if old := data.get("superseded", []):
+        lines += ["", "## Earlier runs, replaced by a rerun", "", f"| {MAIN_HEAD} |"]
+        lines += ["|" + "---|" * 14] + [table_row(r) for r in old]
     lines += ["", "## k > 10 (brain sends `{'HNSW': {..., 'params': {'ef': 10}}}`)"]
-    lines += ["", f"| {PROBE_HEAD} |", "|" + "---|" * 6]
-    lines += [probe_row(r) for r in runs if r.get("k_probe")]
+    lines += ["", f"| {PROBE_HEAD} |", "|" + "---|" * 7]
+    lines += [probe_row(r) for r in runs + old if r.get("k_probe")]
     m = data["machine"]
     lines += ["", f"Machine: {m['cpu_count']} cores, {m['memory_gib']} GiB RAM, "]
     lines[-1] += f"{m['platform']}, Python {m['python']}"
@@ -399,9 +408,11 @@ def make_reporter(args):
 
     def report(res=None):
         if res is not None:
-            key = (res["backend"], res["size"])
-            data["runs"] = [r for r in data["runs"] if (r["backend"], r["size"]) != key]
-            data["runs"].append(res)
+            res["invocation"] = len(data["invocations"])
+            same = [r for r in data["runs"] if r["backend"] == res["backend"]]
+            old = [r for r in same if r["size"] == res["size"]]
+            data.setdefault("superseded", []).extend(old)
+            data["runs"] = [r for r in data["runs"] if r not in old] + [res]
         invocation["total_s"] = round(time.monotonic() - started, 1)
         data["machine"] = machine_info()
         args.results.mkdir(parents=True, exist_ok=True)

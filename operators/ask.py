@@ -6,7 +6,7 @@ import fiftyone.operators.types as types
 from plugin.answer import AnswerError, ask
 from plugin.answer.ask import DEFAULT_K
 from plugin.answer.images import DEFAULT_LONG_SIDE
-from plugin.answer.prompt import DEFAULT_MAX_IMAGES
+from plugin.answer.prompt import DEFAULT_MAX_IMAGES, DEFAULT_MAX_TOKENS
 
 
 class AskQuestion(foo.Operator):
@@ -42,6 +42,9 @@ class AskQuestion(foo.Operator):
             description="At most vLLM's --limit-mm-per-prompt",
         )
         inputs.int("long_side", default=DEFAULT_LONG_SIDE, label="Image long side (px)")
+        inputs.int(
+            "max_tokens", default=DEFAULT_MAX_TOKENS, label="Answer length (tokens)"
+        )
         inputs.str(
             "answer_field",
             label="Write the answer to field",
@@ -59,6 +62,7 @@ class AskQuestion(foo.Operator):
                 k=params.get("k") or DEFAULT_K,
                 max_images=params.get("max_images") or DEFAULT_MAX_IMAGES,
                 long_side=params.get("long_side") or DEFAULT_LONG_SIDE,
+                max_tokens=params.get("max_tokens") or DEFAULT_MAX_TOKENS,
                 secrets=ctx.secrets,
                 answer_field=params.get("answer_field") or None,
             )

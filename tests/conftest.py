@@ -98,12 +98,38 @@ def plugin_loaded(tmp_path_factory):
     fo.config.plugins_dir = previous
 
 
-def _vllm_fixture():
-    from support.vllm_server import vllm_server_fixture
-
-    return vllm_server_fixture()
+_VLLM = {}
 
 
-# ONE real vLLM CPU server for the whole session (it takes minutes to start on
-# 2 cores): test modules use this fixture and never define their own.
-vllm_server = _vllm_fixture()
+def _background_vllm():
+    """The session's ONE real vLLM CPU server, booting in a thread: it takes
+    minutes on 2 cores, so it starts when the tests that need it are
+    collected and loads while the other tests run."""
+    if "server" not in _VLLM:
+        from support.app_browser import BackgroundVLLM
+
+        _VLLM["server"] = BackgroundVLLM().start()
+    return _VLLM["server"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if any(item.get_closest_marker("vllm") for item in items):
+        _background_vllm()
+
+
+@pytest.fixture(scope="session")
+def vllm_background():
+    """The booting server (not waited for): its ``env()`` points the App at it."""
+    server = _background_vllm()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_background):
+    """The started vLLM server (base_url, api_key, model_name, max_images)."""
+    timeout = float(os.environ.get("VRAG_VLLM_START_TIMEOUT", "900"))
+    try:
+        return vllm_background.wait(timeout)
+    except Exception as e:
+        pytest.fail(f"Real vLLM server unavailable: {e}", pytrace=False)

@@ -26,7 +26,6 @@ import fiftyone.operators as foo
 import pytest
 from support.app_browser import (
     AppServer,
-    BackgroundVLLM,
     Browser,
     plugins_dir_with_repo,
     step,
@@ -57,11 +56,9 @@ def cy(name):
 
 
 @pytest.fixture(scope="module")
-def vllm():
-    """The real vLLM CPU test server, loading in a thread from the start."""
-    server = BackgroundVLLM().start()
-    yield server
-    server.stop()
+def vllm(vllm_background):
+    """The session's real vLLM CPU test server, loading in a thread."""
+    return vllm_background
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +152,13 @@ def _dismiss_popups(page):
         button = page.get_by_text(label, exact=True)
         with contextlib.suppress(Exception):
             if button.count():
-                button.first.click(timeout=15_000)
+                button.first.click(timeout=3_000)
+
+
+def _shot(browser, name):
+    """A screenshot of a main screen, without the first-visit popups."""
+    _dismiss_popups(browser.page)
+    return browser.screenshot(name)
 
 
 def _grid_count(page):
@@ -196,7 +199,7 @@ def test_grid_shows_the_frame_samples(app, browser, frames):
         counts = page.locator(cy("entry-counts")).inner_text()
         assert str(SAMPLE_FRAMES) in counts, counts
         page.wait_for_timeout(1500)  # thumbnails finish drawing
-        browser.screenshot("01-grid")
+        _shot(browser, "01-grid")
 
 
 def test_operator_browser_lists_the_plugin_operators(browser):
@@ -216,7 +219,7 @@ def test_operator_browser_lists_the_plugin_operators(browser):
             _wait(lambda label=label: label in ops.inner_text(), 30, label, page)
         listed = ops.inner_text()
         assert "stream an answer" not in listed  # unlisted: panel-internal
-        browser.screenshot("02-operator-browser")
+        _shot(browser, "02-operator-browser")
 
 
 def test_import_form_adds_frames_of_a_second_video(app, browser, frames, second_video):
@@ -237,14 +240,14 @@ def test_import_form_adds_frames_of_a_second_video(app, browser, frames, second_
             assert dataset_input.input_value() == dataset.name
         execute = form.get_by_role("button", name="Execute")
         _wait(execute.is_enabled, 60, "the form to validate", page)
-        browser.screenshot("03-import-form")
+        _shot(browser, "03-import-form")
     with step("import-run", browser):
         execute.click()
         form.get_by_text("Videos that failed").wait_for(timeout=240_000)
         summary = form.inner_text()
         assert f"{SECOND_FRAMES} frames" in summary, summary
         assert "[imported]" in summary, summary
-        browser.screenshot("04-import-done")
+        _shot(browser, "04-import-done")
         form.get_by_role("button", name="Close").click()
         assert len(dataset.reload() or dataset) == SAMPLE_FRAMES + SECOND_FRAMES
         _show_all_frames(page, app.session)
@@ -292,8 +295,14 @@ def test_text_search_puts_the_horse_frame_first(app, browser, frames):
             f"first result is {app.session.view.first().filepath}, not the "
             f"horse frame (t=0 s); order: {app.session.view.values('timestamp')}"
         )
-        page.wait_for_timeout(2000)
-        browser.screenshot("05-text-search")
+        _wait(
+            lambda: _grid_count(page) == len(ranked),
+            60,
+            f"{len(ranked)} results in the grid",
+            page,
+        )
+        page.wait_for_timeout(3000)  # thumbnails finish drawing
+        _shot(browser, "05-text-search")
 
 
 def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm):
@@ -326,7 +335,7 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         assert "vllm serve" not in panel.inner_text()  # the endpoint is set
         assert panel.locator("img").count() == 2
         panel.locator("input").first.fill(QUESTION)
-        browser.screenshot("06-ask-evidence")
+        _shot(browser, "06-ask-evidence")
     with step("ask-answer", browser):
         panel.get_by_role("button", name="Ask", exact=True).click()
         # The history lists the question once the answer is complete.
@@ -335,7 +344,7 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         assert "The answer appears here" not in text, text
         errors = panel.locator(".MuiAlert-standardError")
         assert not errors.count(), errors.first.inner_text()
-        browser.screenshot("07-ask-answer")
+        _shot(browser, "07-ask-answer")
     with step("ask-citation", browser):
         # The model's answers are noise, so it may cite nothing: then the
         # evidence thumbnails, which cite the same way, are clicked.
@@ -352,4 +361,4 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         assert session.selected[0] in selected
         assert dataset[session.selected[0]].id == session.selected[0]
         page.wait_for_timeout(2000)  # the frame opens in the modal
-        browser.screenshot("08-citation-opens-frame")
+        _shot(browser, "08-citation-opens-frame")

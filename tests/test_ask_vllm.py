@@ -277,6 +277,7 @@ def test_panel_streams_an_answer_and_cites(frames, vllm_server, monkeypatch):
     assert trigger.operator_uri == "@vrag/video-rag/ask_stream"
     assert trigger.params["panel_id"] == "p1"
 
+    trigger.params["max_tokens"] = 24  # noise model: keep CI fast
     ticks = iter(range(10**6))  # a clock that passes STREAM_EVERY_S per call
     stream_ctx, _, _ = _run(_noop(), frames, trigger.params)
     messages = list(stream_answer(stream_ctx, "@vrag/video-rag", lambda: next(ticks)))
@@ -322,7 +323,7 @@ def test_ask_question_operator(frames, vllm_server, monkeypatch):
     from operators.ask import AskQuestion
 
     ids = _ids(frames, 2)
-    params = {"question": QUESTION, "answer_field": "op_answer"}
+    params = {"question": QUESTION, "answer_field": "op_answer", "max_tokens": 24}
     monkeypatch.delenv("VRAG_VLLM_BASE_URL", raising=False)
     _, _, result = _run(AskQuestion(), frames, dict(params), selected=ids)
     assert "vllm serve" in result["error"]

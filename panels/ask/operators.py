@@ -37,6 +37,7 @@ class AskStream(foo.Operator):
         inputs.obj("panel_state", default={})
         inputs.int("max_images")
         inputs.int("long_side")
+        inputs.int("max_tokens")
         return types.Property(inputs)
 
     def execute(self, ctx):
@@ -68,7 +69,9 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
 def _generate(ctx, patch, clock):
     params = ctx.params
     kwargs = {
-        k: params[k] for k in ("max_images", "long_side") if params.get(k) is not None
+        k: params[k]
+        for k in ("max_images", "long_side", "max_tokens")
+        if params.get(k) is not None
     }
     stream = ask(
         ctx.dataset,

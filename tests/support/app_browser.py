@@ -221,6 +221,11 @@ def step(name, browser):
                 shot.with_suffix(".html").write_text(browser.page.content())
             except Exception as shot_error:  # the page itself may be gone
                 saved = f"(screenshot failed: {shot_error})"
+                if "crashed" in str(shot_error):
+                    saved += (
+                        " - Chromium's renderer crashed; on a machine short of "
+                        "memory that is the kernel's OOM killer (see dmesg)"
+                    )
         console = ""
         if browser is not None and browser.console:
             console = "\nBrowser console errors (last 5):\n  " + "\n  ".join(

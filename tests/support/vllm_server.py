@@ -223,6 +223,12 @@ class VLLMServer:
             json.dumps({"image": self.max_images}),
             # No torch.compile warm-up: it costs minutes on 2 cores and buys
             # nothing for a 270M model answering a few test requests.
+            # 256 MiB of KV cache (~14k tokens of this model; 7 full-length
+            # requests). Unset, vLLM-CPU sizes it from free memory; the legacy
+            # env VLLM_CPU_KVCACHE_SPACE takes whole GiB only and overrides
+            # this flag, so it is removed from the environment below.
+            "--kv-cache-memory-bytes",
+            str(256 * 1024 * 1024),
             "--enforce-eager",
             # Engine core and worker in the API server's process (with
             # VLLM_ENABLE_V1_MULTIPROCESSING=0): each extra process costs a
@@ -245,14 +251,18 @@ class VLLMServer:
         env.update(
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
-            VLLM_CPU_KVCACHE_SPACE="1",  # GiB of KV cache
             VLLM_ENABLE_V1_MULTIPROCESSING="0",
             VLLM_NO_USAGE_STATS="1",
             DO_NOT_TRACK="1",
             PYTHONUNBUFFERED="1",
         )
         # The vLLM venv must not see the caller's venv or its packages.
-        for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+        for var in (
+            "PYTHONPATH",
+            "PYTHONHOME",
+            "VIRTUAL_ENV",
+            "VLLM_CPU_KVCACHE_SPACE",
+        ):
             env.pop(var, None)
         t0 = time.monotonic()
         with open(self.log_path, "wb") as log:
