@@ -122,10 +122,28 @@ def search(dataset, connection):
 
 
 def ask(dataset, connection):
-    from plugin.answer import demo_step
+    from plugin.answer import AnswerError, gather_evidence
+    from plugin.answer import ask as ask_question
 
     _step(f"Ask: {QUESTION!r}")
-    print(demo_step.ask_or_explain(dataset, QUESTION, milvus=connection))
+    try:
+        answer = ask_question(dataset, QUESTION, brain_key=FRAME_KEY, milvus=connection)
+    except AnswerError as e:
+        if e.kind != "no_endpoint":
+            print(f"  Could not answer: {e.message}")
+            return
+        evidence = gather_evidence(
+            dataset, QUESTION, None, 4, brain_key=FRAME_KEY, milvus=connection
+        )
+        print("  No vLLM endpoint is set. The evidence that would be sent:")
+        for item in evidence:
+            when = f"{item.timestamp:5.1f}s" if item.timestamp is not None else ""
+            print(f"  [{item.n}] {item.video_label} @ {when}  {item.transcript[:60]!r}")
+        print(f"  {e.message}")
+        return
+    print(f"  {answer.model} answered in {answer.seconds:.1f} s:\n  {answer.text}")
+    for citation in answer.citations:
+        print(f"  [{citation.n}] {citation.label}")
 
 
 def main():

@@ -16,7 +16,7 @@ import logging
 import fiftyone.brain as fob
 
 from plugin.milvus import MilvusConnection, resolve_milvus, use_for_brain
-from plugin.models.registry import load_model, resolve_model
+from plugin.models.registry import load_model, register_zoo_models, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, milvus=None):
         )
     connection = _connection(milvus)
     use_for_brain(connection)
+    register_zoo_models()  # brain re-creates the index's model by zoo name
     return dataset.load_brain_results(brain_key, **connection.credentials())
 
 
