@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
+from plugin.models.lit import CIFAR10_CLASSES  # noqa: E402
 from plugin.video.sampling import sample_frames  # noqa: E402
 from plugin.video.synth import Scene, make_narrated_video  # noqa: E402
 
@@ -33,18 +34,7 @@ CACHE_DIR = Path(
     os.environ.get("VRAG_BENCH_CACHE", Path.home() / ".cache" / "vrag-bench")
 )
 RESULTS_DIR = REPO / "bench" / "results"
-CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CLASSES = list(CIFAR10_CLASSES)
 SCENES, SCENE_S, SIZE, FPS = 120, 5.0, (854, 480), 25
 
 
