@@ -11,6 +11,7 @@ protocol and our handling, never on the wording.
 import json
 import shutil
 import socket
+import uuid
 
 import fiftyone as fo
 import pytest
@@ -32,7 +33,7 @@ QUESTION = "What is shown in these frames?"
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """A dataset of real frames (with transcripts) of the sample video."""
-    name = f"vrag-ask-{tmp_path_factory.mktemp('x').name}"
+    name = f"vrag-ask-{uuid.uuid4().hex[:10]}"
     report = import_videos([VIDEO], name, fps=1.0, max_frames=6)
     assert not report.failed, report.summary_lines()
     dataset = fo.load_dataset(name)

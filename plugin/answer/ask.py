@@ -13,6 +13,8 @@ answer = stream.answer
 import dataclasses
 import time
 
+import fiftyone as fo
+
 from plugin.answer import client as C
 from plugin.answer import history
 from plugin.answer.citations import invalid_numbers, parse_citations
@@ -272,5 +274,8 @@ def write_answer_field(dataset, answer, field):
     if not ids:
         return
     root = getattr(dataset, "_root_dataset", dataset)
+    if not root.has_sample_field(field):
+        # declared, so that an empty answer still makes a string field
+        root.add_sample_field(field, fo.StringField)
     view = root.select(ids)
-    view.set_values(field, [answer.text] * len(view))
+    view.set_values(field, [answer.text or ""] * len(view))

@@ -56,13 +56,17 @@ class MilvusConnection:
                 kwargs[key] = value
         return kwargs
 
-    def client(self, timeout=5.0):
-        """A ``pymilvus.MilvusClient``, checked reachable within ``timeout``."""
+    def client(self, timeout=5.0, connect_timeout=60.0):
+        """A ``pymilvus.MilvusClient``, checked reachable within ``timeout``.
+
+        A dead address fails within ``timeout`` (a TCP check); a live but busy
+        server gets ``connect_timeout`` for the gRPC handshake.
+        """
         check_reachable(self, timeout=timeout)
         from pymilvus import MilvusClient
 
         try:
-            return MilvusClient(timeout=timeout, **self.credentials())
+            return MilvusClient(timeout=connect_timeout, **self.credentials())
         except Exception as e:
             raise MilvusUnreachableError(
                 f"Could not connect to Milvus at {self.display_uri}: {e}"
