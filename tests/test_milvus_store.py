@@ -194,3 +194,18 @@ def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_idle_client_survives_keepalive_pings(local_store):
+    """pymilvus pings every 10 s even when idle; Milvus Lite's stock server
+    answers GOAWAY "too many pings" after a few, killing the connection (seen
+    in long sessions). Our launcher accepts the pings."""
+    client = local_store.client()
+    _make_collection(client, "idle_client")
+    time.sleep(35)  # > 3 idle pings
+    client.insert("idle_client", [{"id": 1, "vector": _vectors(1, 9)[0].tolist()}])
+    assert (
+        client.query("idle_client", filter="id >= 0", output_fields=["id"])[0]["id"]
+        == 1
+    )
+    client.drop_collection("idle_client")

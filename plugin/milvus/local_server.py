@@ -31,6 +31,7 @@ from plugin.settings import workbench_home
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 19541
+_SERVER_SCRIPT = Path(__file__).with_name("milvus_lite_server.py")
 HOST = "127.0.0.1"
 
 
@@ -67,7 +68,7 @@ def _is_our_server(pid):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"milvus_lite" in cmdline and b"server" in cmdline
+    return b"milvus_lite_server.py" in cmdline
 
 
 class LocalMilvusServer:
@@ -190,7 +191,7 @@ class LocalMilvusServer:
     def _start(self, timeout):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self._choose_port()
-        cmd = [sys.executable, "-m", "milvus_lite", "server"]
+        cmd = [sys.executable, str(_SERVER_SCRIPT)]
         cmd += ["--data-dir", str(self.data_dir), "--host", HOST, "--port", str(port)]
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== starting: {' '.join(cmd)}\n".encode())
