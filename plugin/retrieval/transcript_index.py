@@ -411,6 +411,8 @@ def _open_collection(connection, info):
             f"{info['milvus_kind']!r} Milvus store. Pass that store's URI "
             "(or set VRAG_MILVUS_URI), or rebuild the index with overwrite=True."
         )
+    # A restarted Milvus (Lite) server keeps collections released
+    client.load_collection(info["collection_name"])
     return client
 
 
