@@ -73,6 +73,15 @@ class MilvusConnection:
             ) from e
 
 
+def is_milvus_lite(uri):
+    """True for a Milvus Lite store: a ``.db`` file or the managed local
+    server (whose URI is only known from its state file)."""
+    from plugin.milvus.local_server import LocalMilvusServer
+
+    uri = uri or ""
+    return uri.endswith(".db") or uri == LocalMilvusServer().uri()
+
+
 def redact_uri(uri):
     """Removes ``user:password@`` from a URI."""
     parts = urlsplit(uri)

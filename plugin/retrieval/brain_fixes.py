@@ -17,6 +17,8 @@ Applied on import of :mod:`plugin.retrieval` and by the plugin's
 
 from fiftyone.brain.internal.core import milvus as brain_milvus
 
+from plugin.milvus.resolver import is_milvus_lite
+
 _MIN_EF = 64
 _MAX_EF = 32768  # Milvus' upper bound for HNSW ef
 
@@ -29,19 +31,12 @@ def _search_params(config):
 
 def _index_params(config):
     metric = brain_milvus._SUPPORTED_METRICS[config.metric]
-    if _is_milvus_lite(config.uri):
+    if is_milvus_lite(config.uri):
         return {"metric_type": metric, "index_type": "FLAT", "params": {}}
     return {"metric_type": metric, "index_type": "HNSW", "params": _HNSW_BUILD}
 
 
 _HNSW_BUILD = {"M": 8, "efConstruction": 64}  # brain's own values
-
-
-def _is_milvus_lite(uri):
-    from plugin.milvus.local_server import LocalMilvusServer
-
-    uri = uri or ""
-    return uri.endswith(".db") or uri == LocalMilvusServer().uri()
 
 
 def _wrap_kneighbors(original):

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from fiftyone import ViewField as F
 
-from plugin.milvus import LITE_FILE, LOCAL, LocalMilvusServer
+from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
 from plugin.retrieval.frame_index import (
     MILVUS_METRICS,
     IndexConfigError,
@@ -339,7 +339,7 @@ def _create_collection(client, connection, name, dimension, metric):
 
 def _index_params(connection, metric):
     metric_type = MILVUS_METRICS[metric]
-    if _is_milvus_lite(connection):  # exact search; Lite is for small data
+    if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
         return {"index_type": "FLAT", "metric_type": metric_type, "params": {}}
     params = {"M": 16, "efConstruction": 64}
     return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
@@ -351,12 +351,6 @@ def _search_params(info, k):
         "metric_type": MILVUS_METRICS[info["metric"]],
         "params": {"ef": max(k, _MIN_EF)},
     }
-
-
-def _is_milvus_lite(connection):
-    if connection.kind in (LOCAL, LITE_FILE):
-        return True
-    return connection.uri == LocalMilvusServer().uri()
 
 
 def _insert(client, collection, dataset_name, segments, vectors, upsert=False):
