@@ -102,7 +102,8 @@ def resolve_milvus(
     """Resolves settings into a :class:`MilvusConnection`.
 
     Args:
-        uri (None): a Milvus URI in one of the forms above
+        uri (None): a Milvus URI in one of the forms above, or a
+            :class:`MilvusConnection` (returned as it is)
         token, user, password (None): credentials
         secrets (None): plugin secrets, e.g. ``ctx.secrets``
         start_local (True): start the managed local store if it is the target
@@ -112,6 +113,8 @@ def resolve_milvus(
         own = settings.get_setting(f"VRAG_MILVUS_{name}", secrets)
         return _first(explicit, own, os.environ.get(_BRAIN_ENV % name))
 
+    if isinstance(uri, MilvusConnection):  # already resolved
+        return uri
     uri = (lookup("URI", uri) or "").strip()
     token, user = lookup("TOKEN", token), lookup("USER", user)
     password = lookup("PASSWORD", password)

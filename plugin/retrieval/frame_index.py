@@ -15,7 +15,7 @@ import logging
 
 import fiftyone.brain as fob
 
-from plugin.milvus import MilvusConnection, resolve_milvus, use_for_brain
+from plugin.milvus import resolve_milvus, use_for_brain
 from plugin.models.registry import load_model, register_zoo_models, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def build_frame_index(
         the fiftyone-brain similarity index
     """
     validate_request(samples, brain_key, metric, consistency_level, overwrite)
-    connection = _connection(milvus)
+    connection = resolve_milvus(milvus)
     spec = resolve_model(model)
     dataset = samples._root_dataset
     collection_name = collection_name or default_collection_name(
@@ -169,7 +169,7 @@ def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, milvus=None):
             f"Dataset {dataset.name!r} has no index {brain_key!r}. "
             f"Existing: {', '.join(dataset.list_brain_runs()) or 'none'}"
         )
-    connection = _connection(milvus)
+    connection = resolve_milvus(milvus)
     use_for_brain(connection)
     register_zoo_models()  # brain re-creates the index's model by zoo name
     return dataset.load_brain_results(brain_key, **connection.credentials())
@@ -235,12 +235,6 @@ def _replaced_collection(dataset, brain_key, overwrite):
     if not overwrite or brain_key not in dataset.list_brain_runs():
         return None
     return dataset.get_brain_info(brain_key).config.collection_name
-
-
-def _connection(milvus):
-    if isinstance(milvus, MilvusConnection):
-        return milvus
-    return resolve_milvus(milvus)
 
 
 def _as_array(vectors):

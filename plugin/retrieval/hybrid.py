@@ -16,7 +16,7 @@ Each :class:`FusedHit` carries its evidence: its FrameHit and its TextHits.
 import logging
 from collections import defaultdict
 
-from plugin.milvus import MilvusConnection, resolve_milvus
+from plugin.milvus import resolve_milvus
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
 from plugin.retrieval.frame_search import search_frames, validate_query
 from plugin.retrieval.hits import FusedHit
@@ -78,7 +78,7 @@ def hybrid_search(
     for name, present in have.items():
         if not present:
             logger.info("Hybrid search without the %s index (not built)", name)
-    connection = _connection(milvus)  # resolved once for both indexes
+    connection = resolve_milvus(milvus)  # resolved once for both indexes
     frame_hits, text_hits = [], []
     if have["frames"]:
         frame_hits = search_frames(dataset, text, frame_k or k, brain_key, connection)
@@ -131,9 +131,3 @@ def _check_ints(**values):
         lowest = 0 if name == "rrf_k" else 1
         if not isinstance(value, int) or value < lowest:
             raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
-
-
-def _connection(milvus):
-    if isinstance(milvus, MilvusConnection):
-        return milvus
-    return resolve_milvus(milvus)

@@ -18,11 +18,10 @@ from collections import defaultdict
 
 from fiftyone import ViewField as F
 
-from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite, resolve_milvus
 from plugin.retrieval.frame_index import (
     MILVUS_METRICS,
     IndexConfigError,
-    _connection,
     _progress,
     check_collection_compatible,
 )
@@ -93,7 +92,7 @@ def build_transcript_index(
     # Unknown models, empty datasets and unreachable Milvus fail before any work
     model_name = canonical_name(text_model, secrets)
     segments = _live_segments(dataset, require=True)
-    connection = _connection(milvus)
+    connection = resolve_milvus(milvus)
     client = connection.client()
     embedder = load_text_embedder(model_name, base_url, api_key, secrets)
     _progress(progress, 0.05, f"Embedding {len(segments)} transcript segments")
@@ -139,7 +138,7 @@ def sync_transcript_index(
     """
     dataset = dataset._root_dataset
     info = _require_info(dataset)
-    connection = _connection(milvus)
+    connection = resolve_milvus(milvus)
     client = _open_collection(connection, info)
     indexed = _indexed_texts(client, info["collection_name"])
     segments = _live_segments(dataset, require=False)
@@ -166,7 +165,7 @@ def delete_transcript_index(dataset, milvus=None):
     """Drops the Milvus collection (if it is there) and forgets the settings."""
     dataset = dataset._root_dataset
     info = _require_info(dataset)
-    client = _connection(milvus).client()
+    client = resolve_milvus(milvus).client()
     if client.has_collection(info["collection_name"]):
         client.drop_collection(info["collection_name"])
     dataset.info.pop(INFO_KEY, None)
@@ -192,7 +191,7 @@ def search_transcript(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     info = _require_info(dataset._root_dataset)
-    client = _open_collection(_connection(milvus), info)
+    client = _open_collection(resolve_milvus(milvus), info)
     video_ids = sorted(_video_ids(dataset))
     if not video_ids:
         return []
