@@ -26,16 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-from plugin.settings import workbench_home
+from plugin.errors import StoreUnreachableError
+from plugin.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORT = 19541
 _SERVER_SCRIPT = Path(__file__).with_name("milvus_lite_server.py")
 HOST = "127.0.0.1"
 
 
-class LocalStoreError(RuntimeError):
+class LocalStoreError(StoreUnreachableError):
     """The managed local Milvus store could not be started or reached."""
 
 
@@ -77,15 +77,16 @@ class LocalMilvusServer:
     Args:
         root (None): the folder for the store's files; default
             ``<workbench home>/milvus-lite``
-        port (None): the preferred port; default ``$VRAG_MILVUS_LITE_PORT`` or
-            19541. If it is taken by another program, a free port is used and
-            recorded in ``server.json``.
+        port (None): the preferred port; default the ``milvus_lite_port``
+            setting (``VRAG_MILVUS_LITE_PORT``, 19541). If it is taken by
+            another program, a free port is used and recorded in ``server.json``.
+        settings (None): a :class:`~plugin.settings.Settings` (default: loaded)
     """
 
-    def __init__(self, root=None, port=None):
-        self.root = Path(root or workbench_home() / "milvus-lite")
-        env_port = os.environ.get("VRAG_MILVUS_LITE_PORT")
-        self.preferred_port = int(port or env_port or DEFAULT_PORT)
+    def __init__(self, root=None, port=None, settings=None):
+        settings = Settings.coerce(settings)
+        self.root = Path(root or settings.home_path / "milvus-lite")
+        self.preferred_port = int(port or settings.milvus_lite_port)
 
     @property
     def data_dir(self):

@@ -8,9 +8,9 @@ Accepted forms of a Milvus URI:
 - ``http(s)://host:port``: Milvus standalone or distributed
 - ``https://...zillizcloud.com...`` plus a token: Zilliz Cloud
 
-Precedence: explicit arguments, then plugin secrets / environment
-(``VRAG_MILVUS_*``), then fiftyone-brain's own Milvus settings
-(``FIFTYONE_BRAIN_SIMILARITY_MILVUS_*``), then the managed local store.
+Where the URI and credentials come from is :mod:`plugin.settings`'s business
+(:class:`~plugin.settings.Settings`); this module turns them into a
+:class:`MilvusConnection`, and :mod:`plugin.clients` into a shared client.
 """
 
 import dataclasses
@@ -18,21 +18,19 @@ import os
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
-from plugin import settings
+from plugin.errors import InvalidInputError, StoreUnreachableError
+from plugin.settings import Settings
 
 LOCAL = "local"
 LITE_FILE = "lite-file"
 SERVER = "server"
 ZILLIZ = "zilliz"
 
-_BRAIN_ENV = "FIFTYONE_BRAIN_SIMILARITY_MILVUS_%s"
+#: Kept name: the workbench's error for an unreachable store
+MilvusUnreachableError = StoreUnreachableError
 
 
-class MilvusUnreachableError(ConnectionError):
-    """Milvus could not be reached at the resolved URI."""
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class MilvusConnection:
     """Where and how to connect to Milvus. ``repr`` never shows secrets."""
 
@@ -41,6 +39,12 @@ class MilvusConnection:
     token: str | None = dataclasses.field(default=None, repr=False)
     user: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self):
+        return (
+            f"MilvusConnection(uri={self.display_uri!r}, kind={self.kind!r}, "
+            f"user={self.user!r})"
+        )
 
     @property
     def display_uri(self):
@@ -56,21 +60,16 @@ class MilvusConnection:
                 kwargs[key] = value
         return kwargs
 
+    def cache_key(self):
+        """What identifies this connection's shared client."""
+        return (self.uri, self.token, self.user, self.password)
+
     def client(self, timeout=5.0, connect_timeout=60.0):
-        """A ``pymilvus.MilvusClient``, checked reachable within ``timeout``.
+        """The shared ``pymilvus.MilvusClient`` (see :mod:`plugin.clients`),
+        checked reachable within ``timeout`` s first."""
+        from plugin.clients import milvus_client
 
-        A dead address fails within ``timeout`` (a TCP check); a live but busy
-        server gets ``connect_timeout`` for the gRPC handshake.
-        """
-        check_reachable(self, timeout=timeout)
-        from pymilvus import MilvusClient
-
-        try:
-            return MilvusClient(timeout=connect_timeout, **self.credentials())
-        except Exception as e:
-            raise MilvusUnreachableError(
-                f"Could not connect to Milvus at {self.display_uri}: {e}"
-            ) from e
+        return milvus_client(self, timeout, connect_timeout)
 
 
 def is_milvus_lite(uri):
@@ -92,37 +91,40 @@ def redact_uri(uri):
     return uri
 
 
-def _first(*values):
-    return next((v for v in values if v), None)
-
-
 def resolve_milvus(
     uri=None, token=None, user=None, password=None, secrets=None, start_local=True
 ):
-    """Resolves settings into a :class:`MilvusConnection`.
+    """A :class:`MilvusConnection` from explicit values, else the settings.
 
     Args:
-        uri (None): a Milvus URI in one of the forms above, or a
-            :class:`MilvusConnection` (returned as it is)
+        uri (None): a Milvus URI in one of the forms above, a
+            :class:`MilvusConnection` (returned as it is) or a
+            :class:`~plugin.settings.Settings`
         token, user, password (None): credentials
         secrets (None): plugin secrets, e.g. ``ctx.secrets``
         start_local (True): start the managed local store if it is the target
     """
-
-    def lookup(name, explicit):
-        own = settings.get_setting(f"VRAG_MILVUS_{name}", secrets)
-        return _first(explicit, own, os.environ.get(_BRAIN_ENV % name))
-
     if isinstance(uri, MilvusConnection):  # already resolved
         return uri
-    uri = (lookup("URI", uri) or "").strip()
-    token, user = lookup("TOKEN", token), lookup("USER", user)
-    password = lookup("PASSWORD", password)
+    if isinstance(uri, Settings):
+        return connection_for(uri, start_local)
+    settings = Settings.load(
+        secrets,
+        milvus_uri=uri,
+        milvus_token=token,
+        milvus_user=user,
+        milvus_password=password,
+    )
+    return connection_for(settings, start_local)
 
+
+def connection_for(settings, start_local=True):
+    """The :class:`MilvusConnection` that ``settings`` name."""
+    uri = (settings.milvus_uri or "").strip()
     if uri in ("", LOCAL):
         from plugin.milvus.local_server import LocalMilvusServer
 
-        server = LocalMilvusServer()
+        server = LocalMilvusServer(settings=settings)
         local_uri = server.ensure_running() if start_local else server.uri()
         return MilvusConnection(uri=local_uri or "", kind=LOCAL)
     if uri.endswith(".db"):
@@ -130,8 +132,14 @@ def resolve_milvus(
         return MilvusConnection(uri=path, kind=LITE_FILE)
     if uri.startswith(("http://", "https://", "tcp://", "grpc://")):
         kind = ZILLIZ if "zillizcloud.com" in uri else SERVER
-        return MilvusConnection(uri, kind, token=token, user=user, password=password)
-    raise ValueError(
+        return MilvusConnection(
+            uri,
+            kind,
+            token=settings.milvus_token,
+            user=settings.milvus_user,
+            password=settings.milvus_password,
+        )
+    raise InvalidInputError(
         f"Unsupported Milvus URI {redact_uri(uri)!r}. Use 'local' (the managed "
         "local store), a path ending in '.db' (Milvus Lite, one process only), "
         "http(s)://host:port (Milvus server) or a Zilliz Cloud URI with a token."
@@ -159,7 +167,7 @@ def check_reachable(connection, timeout=5.0):
             f"Milvus is unreachable at {connection.display_uri} "
             f"({type(e).__name__}: {e}). Is the server running, and is the "
             "URI right? Set it with the VRAG_MILVUS_URI secret or variable."
-        ) from e
+        ) from None
 
 
 def use_for_brain(connection):
