@@ -38,7 +38,12 @@ ENV_NAMES = {
 }
 
 #: fields that hold credentials (never shown, logged or stored)
-SECRET_FIELDS = ("milvus_token", "milvus_password", "vllm_api_key", "embeddings_api_key")
+SECRET_FIELDS = (
+    "milvus_token",
+    "milvus_password",
+    "vllm_api_key",
+    "embeddings_api_key",
+)
 
 #: fiftyone-brain's own Milvus settings, read after ours
 _BRAIN_ENV = "FIFTYONE_BRAIN_SIMILARITY_MILVUS_%s"

@@ -3,7 +3,8 @@
 - :mod:`.evidence`: numbered evidence (selected frames or hybrid retrieval)
 - :mod:`.prompt`: the one prompt builder (one request, up to N images)
 - :mod:`.images`: downscaled JPEG data URLs
-- :mod:`.client`: settings, the ``openai`` client, clear :class:`AnswerError`
+- :mod:`.client`: one chat completion through the shared ``openai`` client,
+  with clear :class:`~plugin.errors.AnswerError` messages
 - :mod:`.citations`: ``[n]`` markers -> :class:`Citation`
 - :mod:`.history`: per-dataset Q&A history (execution store, no secrets)
 - :mod:`.ask`: :func:`ask`, the whole path
@@ -11,8 +12,9 @@
 
 from plugin.answer.ask import Answer, AnswerStream, ask, gather_evidence
 from plugin.answer.citations import Citation, parse_citations
-from plugin.answer.client import AnswerError, resolve_settings
+from plugin.answer.client import require_endpoint
 from plugin.answer.evidence import Evidence
+from plugin.errors import AnswerError
 
 __all__ = [
     "Answer",
@@ -23,5 +25,5 @@ __all__ = [
     "ask",
     "gather_evidence",
     "parse_citations",
-    "resolve_settings",
+    "require_endpoint",
 ]

@@ -27,6 +27,7 @@ from plugin.answer.prompt import (
     plan_images,
     validate_question,
 )
+from plugin.errors import AnswerError, IndexNotFoundError, InvalidInputError
 
 DEFAULT_K = 6  # retrieved evidence items when nothing is selected
 
@@ -55,7 +56,9 @@ class Answer:
         }
 
 
-def gather_evidence(dataset, question, sample_ids=None, k=DEFAULT_K, **retrieval):
+def gather_evidence(
+    dataset, question, sample_ids=None, k=DEFAULT_K, brain_key=None, settings=None
+):
     """The evidence for a question: the given frames, else hybrid retrieval.
 
     Args:
@@ -63,23 +66,26 @@ def gather_evidence(dataset, question, sample_ids=None, k=DEFAULT_K, **retrieval
         question: the question (the retrieval query)
         sample_ids (None): selected frame ids; when given, no retrieval
         k: how many retrieved items
-        **retrieval: ``brain_key``, ``milvus``, ``secrets`` for ``hybrid_search``
+        brain_key (None): the frame index (default: hybrid search's)
+        settings (None): a :class:`~plugin.settings.Settings`
 
     Raises:
-        AnswerError: ``no_evidence`` when nothing is selected and retrieval
-        is unavailable (no index) or finds nothing
+        AnswerError: ``no_evidence`` when nothing is selected and the dataset
+        has no search index, or retrieval finds nothing
+        VideoRagError: any other retrieval failure (unreachable store, an
+        index that no longer matches its model...), as it is
     """
     if sample_ids:
         items = frames_evidence(dataset, list(sample_ids))
         if not items:
-            raise C.AnswerError(
+            raise AnswerError(
                 "no_evidence", "None of the selected samples is in the dataset."
             )
         return items
-    hits = _retrieve(dataset, validate_question(question), k, **retrieval)
+    hits = _retrieve(dataset, validate_question(question), k, brain_key, settings)
     items = fused_evidence(dataset, hits)
     if not items:
-        raise C.AnswerError(
+        raise AnswerError(
             "no_evidence",
             "Retrieval found no frames for this question. Select frames in the "
             "grid, or rephrase the question.",
@@ -87,20 +93,18 @@ def gather_evidence(dataset, question, sample_ids=None, k=DEFAULT_K, **retrieval
     return items
 
 
-def _retrieve(dataset, question, k, **retrieval):
+def _retrieve(dataset, question, k, brain_key, settings):
+    from plugin.retrieval.hybrid import hybrid_search
+
+    options = {"brain_key": brain_key} if brain_key else {}
     try:
-        from plugin.retrieval.hybrid import hybrid_search
-    except ImportError as e:
-        raise _no_index(f"hybrid retrieval is not available ({e})") from None
-    retrieval = {key: v for key, v in retrieval.items() if v is not None}
-    try:
-        return hybrid_search(dataset, question, k=k, **retrieval)
-    except (ValueError, KeyError, LookupError) as e:
-        raise _no_index(str(e)) from None
+        return hybrid_search(dataset, question, k=k, settings=settings, **options)
+    except IndexNotFoundError as e:  # only "no index" means "no usable index"
+        raise _no_index(e.message) from None
 
 
 def _no_index(reason):
-    return C.AnswerError(
+    return AnswerError(
         "no_evidence",
         "Nothing is selected and the dataset has no usable search index "
         f"({reason}). Select some frames in the grid, or index the dataset "
@@ -159,17 +163,12 @@ def ask(
     k=DEFAULT_K,
     max_images=DEFAULT_MAX_IMAGES,
     long_side=DEFAULT_LONG_SIDE,
-    model=None,
-    base_url=None,
-    api_key=None,
-    secrets=None,
     stream=False,
     answer_field=None,
-    timeout=None,
     max_tokens=DEFAULT_MAX_TOKENS,
     save_history=True,
     brain_key=None,
-    milvus=None,
+    settings=None,
 ):
     """Answers ``question`` from frames and transcripts with ONE chat call.
 
@@ -182,14 +181,14 @@ def ask(
         k (6): retrieved items when nothing is selected
         max_images (4): frames sent as images (vLLM's --limit-mm-per-prompt)
         long_side (768): frames are downscaled to this long side (px)
-        model, base_url, api_key (None): override the settings
-        secrets (None): plugin secrets (``ctx.secrets``)
         stream (False): return an :class:`AnswerStream` instead
         answer_field (None): also write the answer text to this field of
             the evidence frames
-        timeout (None): seconds (default 120)
         max_tokens (300): the answer's length limit
         save_history (True): keep the Q&A in the dataset's history
+        brain_key (None): the frame index for retrieval
+        settings (None): a :class:`~plugin.settings.Settings`: the vLLM
+            endpoint, key, model and timeout, and the Milvus store
 
     Returns:
         an :class:`Answer`, or an :class:`AnswerStream` if ``stream``
@@ -199,27 +198,21 @@ def ask(
     """
     try:
         question = validate_question(question)
-    except ValueError as e:
+    except InvalidInputError as e:
         kind = "empty_question" if not (question or "").strip() else "bad_question"
-        raise C.AnswerError(kind, str(e)) from None
-    settings = C.resolve_settings(base_url, api_key, model, secrets, timeout)
+        raise AnswerError(kind, e.message) from None
+    settings = C.require_endpoint(settings)
     if evidence is None:
         evidence = gather_evidence(
-            dataset,
-            question,
-            sample_ids,
-            k,
-            brain_key=brain_key,
-            milvus=milvus,
-            secrets=secrets,
+            dataset, question, sample_ids, k, brain_key=brain_key, settings=settings
         )
     evidence = renumber(list(evidence))
     if not evidence:
-        raise C.AnswerError(
+        raise AnswerError(
             "no_evidence", "There is no evidence to send: select or retrieve frames."
         )
     urls, warnings = attach_images(evidence, max_images, long_side)
-    request = build_request(question, evidence, urls, settings.model, max_tokens)
+    request = build_request(question, evidence, urls, settings.vllm_model, max_tokens)
     started = time.monotonic()
 
     def finish(text, usage):
@@ -251,21 +244,16 @@ def _make_answer(question, text, evidence, usage, settings, warnings):
         citations=parse_citations(text, evidence),
         evidence=evidence,
         usage=usage,
-        model=settings.model,
+        model=settings.vllm_model,
         warnings=warnings,
     )
 
 
 def _save(dataset, answer, answer_field, save_history, settings):
     if save_history and dataset is not None:
-        history.add_entry(dataset, answer, redact=_secrets_of(settings))
+        history.add_entry(dataset, answer, redact=settings.secret_values())
     if answer_field and dataset is not None:
         write_answer_field(dataset, answer, answer_field)
-
-
-def _secrets_of(settings):
-    key = settings.api_key
-    return [key] if key and key != "EMPTY" and len(key) >= 4 else []
 
 
 def write_answer_field(dataset, answer, field):

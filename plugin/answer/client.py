@@ -1,24 +1,22 @@
-"""Talking to vLLM's OpenAI-compatible server: settings, calls, clear errors.
+"""Talking to vLLM's OpenAI-compatible server: one request, clear errors.
 
-Settings come from plugin secrets or the environment (``VRAG_VLLM_BASE_URL``,
-``VRAG_VLLM_API_KEY``, ``VRAG_VLLM_MODEL``); explicit arguments win. The API
-key is only handed to the ``openai`` client: never logged, stored or put in
-an error message.
+The endpoint, key, model and timeout come from :class:`~plugin.settings.Settings`
+(``VRAG_VLLM_*``); the ``openai`` client is built once per settings
+(:func:`plugin.clients.vllm_client`). The API key is only handed to that
+client: never logged, stored or put in an error message.
 """
 
-import dataclasses
 import urllib.parse
 
 import openai
 
 from plugin import settings as S
-from plugin.answer.prompt import DEFAULT_MAX_IMAGES, DEFAULT_MODEL
-
-DEFAULT_TIMEOUT = 120.0  # s; a 12B model on a GPU answers 300 tokens in ~10 s
-CONNECT_TIMEOUT = 10.0
+from plugin.answer.prompt import DEFAULT_MAX_IMAGES
+from plugin.clients import vllm_client
+from plugin.errors import AnswerError
 
 SERVE_COMMAND = (
-    "vllm serve mistralai/Pixtral-12B-2409 --tokenizer-mode mistral "
+    f"vllm serve {S.DEFAULT_VLM} --tokenizer-mode mistral "
     "--config-format mistral --load-format mistral "
     f"--limit-mm-per-prompt '{{\"image\": {DEFAULT_MAX_IMAGES}}}' "
     "--max-model-len 32768 --port 8000"
@@ -32,38 +30,7 @@ HOW_TO_START = (
     "variables. See docs/ask.md."
 )
 
-
-class AnswerError(RuntimeError):
-    """A failure with a message meant for the user (panel, notebook).
-
-    Attributes:
-        kind: ``no_endpoint | connection | timeout | auth | bad_request |
-            model_not_found | server | empty_question | bad_question |
-            no_evidence``
-        message: what happened and what to do
-        server_message: vLLM's own message, when it sent one
-    """
-
-    def __init__(self, kind, message, server_message=None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.server_message = server_message
-
-    def to_dict(self):
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "server_message": self.server_message,
-        }
-
-
-@dataclasses.dataclass
-class VLLMSettings:
-    base_url: str
-    model: str = DEFAULT_MODEL
-    api_key: str = dataclasses.field(default="EMPTY", repr=False)
-    timeout: float = DEFAULT_TIMEOUT
+__all__ = ["AnswerError", "complete", "require_endpoint", "stream"]
 
 
 def normalize_base_url(url):
@@ -77,43 +44,25 @@ def normalize_base_url(url):
     return url
 
 
-def resolve_settings(
-    base_url=None, api_key=None, model=None, secrets=None, timeout=None
-):
-    """Explicit arguments, else plugin secrets, else the environment.
+def require_endpoint(settings=None):
+    """``settings`` with a normalised vLLM base URL.
 
     Raises:
         AnswerError: ``no_endpoint`` when no base URL is configured
     """
-    base_url = base_url or S.get_setting(S.VLLM_BASE_URL, secrets)
-    if not base_url:
+    settings = S.Settings.coerce(settings)
+    if not settings.vllm_base_url:
         raise AnswerError(
             "no_endpoint",
             f"No vLLM endpoint is configured ({S.VLLM_BASE_URL} is not set). "
             + HOW_TO_START,
         )
-    return VLLMSettings(
-        base_url=normalize_base_url(base_url),
-        model=model or S.get_setting(S.VLLM_MODEL, secrets) or DEFAULT_MODEL,
-        api_key=api_key or S.get_setting(S.VLLM_API_KEY, secrets) or "EMPTY",
-        timeout=float(timeout or DEFAULT_TIMEOUT),
-    )
-
-
-def make_client(settings):
-    """An ``openai.OpenAI`` client with the timeout and no retries (a retry
-    of a timed-out generation only doubles the wait)."""
-    return openai.OpenAI(
-        base_url=settings.base_url,
-        api_key=settings.api_key,
-        timeout=openai.Timeout(settings.timeout, connect=CONNECT_TIMEOUT),
-        max_retries=0,
-    )
+    return settings.replace(vllm_base_url=normalize_base_url(settings.vllm_base_url))
 
 
 def complete(settings, request):
     """ONE non-streaming chat completion: ``(text, usage_dict)``."""
-    client = make_client(settings)
+    client = vllm_client(settings)
     try:
         response = client.chat.completions.create(**request)
     except openai.OpenAIError as e:
@@ -127,7 +76,7 @@ def stream(settings, request, usage_out=None):
 
     ``usage_out`` (a dict), if given, receives the token usage at the end.
     """
-    client = make_client(settings)
+    client = vllm_client(settings)
     try:
         chunks = client.chat.completions.create(
             **request, stream=True, stream_options={"include_usage": True}
@@ -144,7 +93,7 @@ def stream(settings, request, usage_out=None):
 
 def served_models(settings, client=None):
     """The model names the server serves (empty list if it cannot say)."""
-    client = client or make_client(settings)
+    client = client or vllm_client(settings)
     try:
         return [m.id for m in client.models.list()]
     except openai.OpenAIError:
@@ -175,11 +124,11 @@ def server_message(error):
 
 def translate_error(error, settings, client=None):
     """An :class:`AnswerError` with a clear message for an ``openai`` error."""
-    where = f"vLLM at {settings.base_url}"
+    where = f"vLLM at {settings.vllm_base_url}"
     if isinstance(error, openai.APITimeoutError):
         return AnswerError(
             "timeout",
-            f"{where} did not answer within {settings.timeout:g} s. The server "
+            f"{where} did not answer within {settings.vllm_timeout:g} s. The server "
             "may be overloaded or still loading the model; try again, or send "
             "fewer/smaller images (max_images, long_side) or raise the timeout.",
         )
@@ -210,7 +159,7 @@ def _status_error(error, settings, client, where):
         served = ", ".join(repr(m) for m in models) or "(could not list models)"
         return AnswerError(
             "model_not_found",
-            f"The model {settings.model!r} is not served by {where}. It serves: "
+            f"The model {settings.vllm_model!r} is not served by {where}. It serves: "
             f"{served}. Set {S.VLLM_MODEL} to one of them.",
             msg,
         )

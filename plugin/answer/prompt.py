@@ -15,6 +15,8 @@ transcripts are data, never instructions.
 
 import json
 
+from plugin.inputs import require_text
+
 DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
 DEFAULT_MAX_TOKENS = 300
 DEFAULT_MAX_IMAGES = 4  # match vLLM's --limit-mm-per-prompt
@@ -147,16 +149,11 @@ def build_request(
 
 
 def validate_question(question):
-    """The stripped question; raises ``ValueError`` if empty or too long."""
-    text = (question or "").strip()
-    if not text:
-        raise ValueError("The question is empty: type a question first.")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise ValueError(
-            f"The question is {len(text)} characters long; the limit is "
-            f"{MAX_QUESTION_CHARS}."
-        )
-    return text
+    """The stripped question; raises
+    :class:`~plugin.errors.InvalidInputError` if empty or too long."""
+    return require_text(
+        question, "question", MAX_QUESTION_CHARS, empty_hint="type a question first."
+    )
 
 
 def count_images(request):

@@ -15,7 +15,10 @@ import logging
 
 import fiftyone.brain as fob
 
-from plugin.milvus import resolve_milvus, use_for_brain
+from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
+from plugin.milvus import use_for_brain
+from plugin.progress import report
+from plugin.settings import Settings
 from plugin.models.registry import load_model, register_zoo_models, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -24,10 +27,6 @@ METRICS = ("cosine", "euclidean", "dotproduct")
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 MILVUS_METRICS = {"cosine": "COSINE", "euclidean": "L2", "dotproduct": "IP"}
 DEFAULT_BRAIN_KEY = "frame_sim"
-
-
-class IndexConfigError(ValueError):
-    """The requested index conflicts with what exists; nothing was changed."""
 
 
 def embeddings_field_for(brain_key):
@@ -40,18 +39,25 @@ def default_collection_name(dataset_name, brain_key):
 
 
 def validate_request(samples, brain_key, metric, consistency_level, overwrite):
-    """Raises ``ValueError`` for a request that must not start."""
+    """Raises :class:`InvalidInputError` (or :class:`IndexConfigError`) for a
+    request that must not start."""
     if metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}. Choices: {', '.join(METRICS)}")
+        raise InvalidInputError(
+            f"Unknown metric {metric!r}. Choices: {', '.join(METRICS)}"
+        )
     if consistency_level not in CONSISTENCY_LEVELS:
-        raise ValueError(
+        raise InvalidInputError(
             f"Unknown consistency level {consistency_level!r}. "
             f"Choices: {', '.join(CONSISTENCY_LEVELS)}"
         )
     if not brain_key or not brain_key.replace("_", "").isalnum():
-        raise ValueError(f"Brain key {brain_key!r} must be letters, digits and _")
+        raise InvalidInputError(
+            f"Brain key {brain_key!r} must be letters, digits and _"
+        )
     if len(samples) == 0:
-        raise ValueError("The dataset or view is empty: there is nothing to index")
+        raise InvalidInputError(
+            "The dataset or view is empty: there is nothing to index"
+        )
     dataset = samples._root_dataset
     if brain_key in dataset.list_brain_runs() and not overwrite:
         raise IndexConfigError(
@@ -103,10 +109,10 @@ def build_frame_index(
     metric="cosine",
     consistency_level="Session",
     collection_name=None,
-    milvus=None,
     overwrite=False,
     batch_size=16,
     progress=None,
+    settings=None,
 ):
     """Embeds ``samples`` with ``model`` and indexes them in Milvus.
 
@@ -118,33 +124,34 @@ def build_frame_index(
         consistency_level ("Session"): Strong, Session, Bounded or Eventually
         collection_name (None): the Milvus collection; default derived from
             the dataset name and brain key
-        milvus (None): a :class:`MilvusConnection` or a URI for the resolver
         overwrite (False): replace an existing index under ``brain_key``
         batch_size (16): embedding batch size
         progress (None): a callable ``progress(fraction, label)``
+        settings (None): a :class:`~plugin.settings.Settings` (the Milvus store)
 
     Returns:
         the fiftyone-brain similarity index
     """
     validate_request(samples, brain_key, metric, consistency_level, overwrite)
-    connection = resolve_milvus(milvus)
+    settings = Settings.coerce(settings)
+    connection = settings.milvus()
     spec = resolve_model(model)
     dataset = samples._root_dataset
     collection_name = collection_name or default_collection_name(
         dataset.name, brain_key
     )
-    _progress(progress, 0.0, f"Loading model {spec.name}")
+    report(progress, 0.0, f"Loading model {spec.name}")
     embedder = load_model(spec)
     field = embeddings_field_for(brain_key)
-    _progress(progress, 0.1, f"Embedding {len(samples)} frames")
+    report(progress, 0.1, f"Embedding {len(samples)} frames")
     samples.compute_embeddings(embedder, embeddings_field=field, batch_size=batch_size)
     dimension = len(samples.first()[field])
     replaced = _replaced_collection(dataset, brain_key, overwrite)
     if replaced != collection_name:  # the one being replaced may differ
         check_collection_compatible(connection, collection_name, dimension, metric)
     if replaced is not None:
-        delete_frame_index(dataset, brain_key, connection, keep_embeddings=True)
-    _progress(progress, 0.8, f"Writing vectors to Milvus ({connection.kind})")
+        delete_frame_index(dataset, brain_key, settings, keep_embeddings=True)
+    report(progress, 0.8, f"Writing vectors to Milvus ({connection.kind})")
     use_for_brain(connection)
     index = fob.compute_similarity(
         samples,
@@ -158,34 +165,37 @@ def build_frame_index(
         collection_name=collection_name,
         **connection.credentials(),
     )
-    _progress(progress, 1.0, "Done")
+    report(progress, 1.0, "Done")
     return index
 
 
-def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, milvus=None):
-    """Loads an existing index, connected through the resolver."""
+def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None):
+    """Loads an existing index, connected to the store of ``settings``."""
     if brain_key not in dataset.list_brain_runs():
-        raise ValueError(
+        raise IndexNotFoundError(
             f"Dataset {dataset.name!r} has no index {brain_key!r}. "
             f"Existing: {', '.join(dataset.list_brain_runs()) or 'none'}"
         )
-    connection = resolve_milvus(milvus)
+    connection = Settings.coerce(settings).milvus()
     use_for_brain(connection)
     register_zoo_models()  # brain re-creates the index's model by zoo name
     return dataset.load_brain_results(brain_key, **connection.credentials())
 
 
-def sync_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, milvus=None, batch_size=16):
+def sync_frame_index(
+    dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None, batch_size=16, progress=None
+):
     """Adds frames that are not indexed yet, removes deleted ones.
 
     Existing vectors are not recomputed: only samples without a stored
     embedding are embedded. Returns ``{"added": n, "removed": m}``.
     """
-    index = load_frame_index(dataset, brain_key, milvus=milvus)
+    index = load_frame_index(dataset, brain_key, settings)
     field = embeddings_field_for(brain_key)
     # Freeze the ids: once embedded, the frames no longer match exists(False)
     missing = dataset.select(dataset.exists(field, False).values("id"))
     added = len(missing)
+    report(progress, 0.1, f"Embedding {added} new frames")
     if added:
         missing.compute_embeddings(
             index.get_model(), embeddings_field=field, batch_size=batch_size
@@ -195,6 +205,7 @@ def sync_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, milvus=None, batch_si
     stale = sorted(set(index_ids(index)) - set(dataset.values("id")))
     if stale:
         index.remove_from_index(sample_ids=stale)
+    report(progress, 1.0, "Done")
     return {"added": added, "removed": len(stale)}
 
 
@@ -219,10 +230,10 @@ def index_ids(index, page=16384):
         ids.extend(row["pk"] for row in batch)
 
 
-def delete_frame_index(dataset, brain_key, milvus=None, keep_embeddings=False):
+def delete_frame_index(dataset, brain_key, settings=None, keep_embeddings=False):
     """Deletes the brain run, its Milvus collection and (unless asked to keep
     them) the embeddings field."""
-    index = load_frame_index(dataset, brain_key, milvus=milvus)
+    index = load_frame_index(dataset, brain_key, settings)
     index.cleanup()
     dataset.delete_brain_run(brain_key)
     field = embeddings_field_for(brain_key)
@@ -241,9 +252,3 @@ def _as_array(vectors):
     import numpy as np
 
     return np.asarray(vectors, dtype=np.float32)
-
-
-def _progress(progress, fraction, label):
-    logger.info("%3.0f%% %s", fraction * 100, label)
-    if progress is not None:
-        progress(fraction, label)

@@ -1,25 +1,13 @@
 """Text-to-frame search on a frame index."""
 
+from plugin.inputs import MAX_QUERY_CHARS, require_int, validate_query
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY, load_frame_index
 from plugin.retrieval.hits import FrameHit
 
-MAX_QUERY_CHARS = 1000  # CLIP-family text towers read ~77 tokens anyway
+__all__ = ["MAX_QUERY_CHARS", "hits_view", "search_frames", "validate_query"]
 
 
-def validate_query(query):
-    """Returns the stripped query, or raises ``ValueError``."""
-    text = (query or "").strip()
-    if not text:
-        raise ValueError("The search text is empty")
-    if len(text) > MAX_QUERY_CHARS:
-        raise ValueError(
-            f"The search text is {len(text)} characters long; the limit is "
-            f"{MAX_QUERY_CHARS} (text models read only the first ~77 tokens)"
-        )
-    return text
-
-
-def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, milvus=None):
+def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, settings=None):
     """Returns the top-``k`` frames for a text query, best first.
 
     Args:
@@ -27,15 +15,14 @@ def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, milvus=None
         query: the search text
         k (10): how many frames
         brain_key: the frame index to use
-        milvus (None): a MilvusConnection or URI for the resolver
+        settings (None): a :class:`~plugin.settings.Settings` (the Milvus store)
 
     Returns:
         a list of :class:`FrameHit`
     """
     text = validate_query(query)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    index = load_frame_index(dataset._root_dataset, brain_key, milvus=milvus)
+    require_int("k", k)
+    index = load_frame_index(dataset._root_dataset, brain_key, settings)
     if dataset.view() != dataset._root_dataset.view():
         index.use_view(dataset)
     # Brain's public sort_by_similarity() returns scores only by writing them

@@ -16,11 +16,13 @@ Each :class:`FusedHit` carries its evidence: its FrameHit and its TextHits.
 import logging
 from collections import defaultdict
 
-from plugin.milvus import resolve_milvus
+from plugin.errors import IndexNotFoundError
+from plugin.inputs import require_int, validate_query
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
-from plugin.retrieval.frame_search import search_frames, validate_query
+from plugin.retrieval.frame_search import search_frames
 from plugin.retrieval.hits import FusedHit
 from plugin.retrieval.transcript_index import search_transcript, transcript_index_info
+from plugin.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +43,37 @@ def hybrid_search(
     query,
     k=10,
     brain_key=DEFAULT_BRAIN_KEY,
-    milvus=None,
     rrf_k=DEFAULT_RRF_K,
     frame_k=None,
     text_k=None,
-    secrets=None,
+    settings=None,
 ):
     """One ranked list of frames for ``query``, from both indexes, best first.
 
     Uses whichever of the two indexes exist (the missing one is logged);
-    raises ``ValueError`` if neither does.
+    raises :class:`~plugin.errors.IndexNotFoundError` if neither does.
 
     Args:
         dataset: the dataset (or a view, to search within it)
         query: the search text (empty or very long text is refused)
         k (10): how many fused frames to return
         brain_key ("frame_sim"): the frame index
-        milvus (None): a MilvusConnection or URI, for both indexes
         rrf_k (60): the RRF constant
         frame_k, text_k (None): how many frame / transcript hits to fuse;
             default ``k`` each
-        secrets (None): plugin secrets (for an ``openai:`` text model)
+        settings (None): a :class:`~plugin.settings.Settings`, for both indexes
 
     Returns:
         a list of :class:`FusedHit`
     """
     text = validate_query(query)
-    _check_ints(k=k, rrf_k=rrf_k, frame_k=frame_k, text_k=text_k)
+    require_int("k", k)
+    require_int("rrf_k", rrf_k, lowest=0)
+    require_int("frame_k", frame_k, optional=True)
+    require_int("text_k", text_k, optional=True)
     have = available_indexes(dataset, brain_key)
     if not any(have.values()):
-        raise ValueError(
+        raise IndexNotFoundError(
             f"Dataset {dataset._root_dataset.name!r} has neither a frame index "
             f"{brain_key!r} nor a transcript index: build at least one "
             "(build_frame_index / build_transcript_index)"
@@ -78,14 +81,12 @@ def hybrid_search(
     for name, present in have.items():
         if not present:
             logger.info("Hybrid search without the %s index (not built)", name)
-    connection = resolve_milvus(milvus)  # resolved once for both indexes
+    settings = Settings.coerce(settings)  # loaded once for both indexes
     frame_hits, text_hits = [], []
     if have["frames"]:
-        frame_hits = search_frames(dataset, text, frame_k or k, brain_key, connection)
+        frame_hits = search_frames(dataset, text, frame_k or k, brain_key, settings)
     if have["transcripts"]:
-        text_hits = search_transcript(
-            dataset, text, text_k or k, connection, secrets=secrets
-        )
+        text_hits = search_transcript(dataset, text, text_k or k, settings)
     return fuse(frame_hits, text_hits, k=k, rrf_k=rrf_k)
 
 
@@ -122,12 +123,3 @@ def fuse(frame_hits, text_hits, k=10, rrf_k=DEFAULT_RRF_K):
 
 def _rrf(rank, rrf_k):
     return 1.0 / (rrf_k + rank + 1)
-
-
-def _check_ints(**values):
-    for name, value in values.items():
-        if value is None:
-            continue
-        lowest = 0 if name == "rrf_k" else 1
-        if not isinstance(value, int) or value < lowest:
-            raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")

@@ -18,14 +18,12 @@ from collections import defaultdict
 
 from fiftyone import ViewField as F
 
-from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite, resolve_milvus
-from plugin.retrieval.frame_index import (
-    MILVUS_METRICS,
-    IndexConfigError,
-    _progress,
-    check_collection_compatible,
-)
-from plugin.retrieval.frame_search import validate_query
+from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
+from plugin.inputs import require_int, validate_query
+from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.progress import report
+from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
+from plugin.settings import Settings
 from plugin.retrieval.hits import TextHit
 from plugin.retrieval.text_embedders import canonical_name, load_text_embedder
 from plugin.video.transcripts import load_transcript_segments, load_video_records
@@ -52,14 +50,11 @@ def transcript_index_info(dataset):
 def build_transcript_index(
     dataset,
     text_model=None,
-    milvus=None,
     collection_name=None,
     overwrite=False,
     progress=None,
     metric="cosine",
-    secrets=None,
-    base_url=None,
-    api_key=None,
+    settings=None,
 ):
     """Embeds all transcript segments of ``dataset`` into a new Milvus collection.
 
@@ -67,19 +62,20 @@ def build_transcript_index(
         dataset: a FiftyOne dataset of imported video frames
         text_model (None): ``"minilm"`` (default) or ``"openai:<model>"``, see
             :mod:`plugin.retrieval.text_embedders`
-        milvus (None): a :class:`MilvusConnection` or a URI for the resolver
         collection_name (None): default derived from the dataset name
         overwrite (False): replace the dataset's existing transcript index
         progress (None): a callable ``progress(fraction, label)``
         metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
-        secrets, base_url, api_key (None): for ``openai:<model>`` endpoints
+        settings (None): a :class:`~plugin.settings.Settings`: the Milvus
+            store, and the endpoint of an ``openai:<model>`` text model
 
     Returns:
         the recorded settings (a dict)
     """
     dataset = dataset._root_dataset
+    settings = Settings.coerce(settings)
     if metric not in MILVUS_METRICS:
-        raise ValueError(
+        raise InvalidInputError(
             f"Unknown metric {metric!r}. Choices: {', '.join(MILVUS_METRICS)}"
         )
     existing = transcript_index_info(dataset)
@@ -90,12 +86,12 @@ def build_transcript_index(
             "videos, or pass overwrite=True to rebuild it."
         )
     # Unknown models, empty datasets and unreachable Milvus fail before any work
-    model_name = canonical_name(text_model, secrets)
+    model_name = canonical_name(text_model, settings)
     segments = _live_segments(dataset, require=True)
-    connection = resolve_milvus(milvus)
+    connection = settings.milvus()
     client = connection.client()
-    embedder = load_text_embedder(model_name, base_url, api_key, secrets)
-    _progress(progress, 0.05, f"Embedding {len(segments)} transcript segments")
+    embedder = load_text_embedder(model_name, settings)
+    report(progress, 0.05, f"Embedding {len(segments)} transcript segments")
     vectors = _embed(embedder, segments, progress, 0.05, 0.8)
     dimension = len(vectors[0])
     name = collection_name or default_collection_name(dataset.name)
@@ -111,7 +107,7 @@ def build_transcript_index(
     for old in {replaced, name} - {None}:
         if client.has_collection(old):
             client.drop_collection(old)
-    _progress(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
+    report(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
     _create_collection(client, connection, name, dimension, metric)
     _insert(client, name, dataset.name, segments, vectors)
     info = {
@@ -123,13 +119,11 @@ def build_transcript_index(
         "num_segments": len(segments),
     }
     _record(dataset, info)
-    _progress(progress, 1.0, "Done")
+    report(progress, 1.0, "Done")
     return info
 
 
-def sync_transcript_index(
-    dataset, milvus=None, progress=None, secrets=None, base_url=None, api_key=None
-):
+def sync_transcript_index(dataset, progress=None, settings=None):
     """Adds segments of newly imported videos and removes those of deleted videos.
 
     Existing vectors are not recomputed: only segments that are not in the
@@ -138,16 +132,16 @@ def sync_transcript_index(
     """
     dataset = dataset._root_dataset
     info = _require_info(dataset)
-    connection = resolve_milvus(milvus)
-    client = _open_collection(connection, info)
+    settings = Settings.coerce(settings)
+    client = _open_collection(settings.milvus(), info)
     indexed = _indexed_texts(client, info["collection_name"])
     segments = _live_segments(dataset, require=False)
     live_ids = {s["segment_id"] for s in segments}
     todo = [s for s in segments if indexed.get(s["segment_id"]) != _fit(s["text"])]
     stale = sorted(set(indexed) - live_ids)
     if todo:
-        embedder = load_text_embedder(info["text_model"], base_url, api_key, secrets)
-        _progress(progress, 0.05, f"Embedding {len(todo)} new transcript segments")
+        embedder = load_text_embedder(info["text_model"], settings)
+        report(progress, 0.05, f"Embedding {len(todo)} new transcript segments")
         vectors = _embed(embedder, todo, progress, 0.05, 0.9)
         _check_dimension(info, vectors, embedder)
         _insert(
@@ -156,46 +150,44 @@ def sync_transcript_index(
     if stale:
         client.delete(info["collection_name"], ids=stale)
     _record(dataset, {**info, "num_segments": len(segments)})
-    _progress(progress, 1.0, "Done")
+    report(progress, 1.0, "Done")
     updated = sum(1 for s in todo if s["segment_id"] in indexed)
     return {"added": len(todo) - updated, "updated": updated, "removed": len(stale)}
 
 
-def delete_transcript_index(dataset, milvus=None):
+def delete_transcript_index(dataset, settings=None):
     """Drops the Milvus collection (if it is there) and forgets the settings."""
     dataset = dataset._root_dataset
     info = _require_info(dataset)
-    client = resolve_milvus(milvus).client()
+    client = Settings.coerce(settings).milvus().client()
     if client.has_collection(info["collection_name"]):
         client.drop_collection(info["collection_name"])
     dataset.info.pop(INFO_KEY, None)
     dataset.save()
 
 
-def search_transcript(
-    dataset, query, k=10, milvus=None, secrets=None, base_url=None, api_key=None
-):
+def search_transcript(dataset, query, k=10, settings=None):
     """Returns the top-``k`` transcript segments for ``query``, best first.
 
     Args:
         dataset: the dataset (or a view, to search the videos in it)
         query: the search text (empty or very long text is refused)
         k (10): how many segments
-        milvus (None): a MilvusConnection or URI for the resolver
+        settings (None): a :class:`~plugin.settings.Settings`
 
     Returns:
         a list of :class:`TextHit`; ``frame_ids`` are the frames of that video
         whose timestamp lies in the segment's span, else the nearest frame
     """
     text = validate_query(query)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    require_int("k", k)
     info = _require_info(dataset._root_dataset)
-    client = _open_collection(resolve_milvus(milvus), info)
+    settings = Settings.coerce(settings)
+    client = _open_collection(settings.milvus(), info)
     video_ids = sorted(_video_ids(dataset))
     if not video_ids:
         return []
-    embedder = load_text_embedder(info["text_model"], base_url, api_key, secrets)
+    embedder = load_text_embedder(info["text_model"], settings)
     vector = embedder.embed([text])[0]
     _check_dimension(info, [vector], embedder)
     rows = client.search(
@@ -260,7 +252,7 @@ def _live_segments(dataset, require):
     removed it or a user deleted its frames in the App.
     """
     if require and len(dataset) == 0:
-        raise ValueError(f"Dataset {dataset.name!r} is empty: import videos first")
+        raise InvalidInputError(f"Dataset {dataset.name!r} is empty: import videos first")
     live = _video_ids(dataset)
     segments = [
         s
@@ -268,7 +260,7 @@ def _live_segments(dataset, require):
         if (s["text"] or "").strip()
     ]
     if require and not segments:
-        raise ValueError(
+        raise InvalidInputError(
             f"Dataset {dataset.name!r} has no transcript segments to index "
             f"(transcript status per video: {_statuses(dataset, live)})"
         )
@@ -297,7 +289,7 @@ def _embed(embedder, segments, progress, start, stop):
         batch = segments[first : first + _EMBED_BATCH]
         vectors.extend(embedder.embed([s["text"] for s in batch]))
         done = len(vectors) / len(segments)
-        _progress(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
+        report(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
     return vectors
 
 
@@ -388,7 +380,7 @@ def _indexed_texts(client, collection, page=1000):
 def _require_info(dataset):
     info = transcript_index_info(dataset)
     if not info:
-        raise ValueError(
+        raise IndexNotFoundError(
             f"Dataset {dataset.name!r} has no transcript index. Build one with "
             "build_transcript_index() or the 'index_transcripts' operator."
         )
@@ -398,7 +390,7 @@ def _require_info(dataset):
 def _open_collection(connection, info):
     client = connection.client()
     if not client.has_collection(info["collection_name"]):
-        raise ValueError(
+        raise IndexNotFoundError(
             f"The transcript collection {info['collection_name']!r} is not in "
             f"Milvus at {connection.display_uri}; the index was built on a "
             f"{info['milvus_kind']!r} Milvus store. Pass that store's URI "

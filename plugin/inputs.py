@@ -1,0 +1,48 @@
+"""Checks of user input shared by search and answering (one message style).
+
+Each check returns the cleaned value or raises
+:class:`~plugin.errors.InvalidInputError` with a message for the user.
+"""
+
+from plugin.errors import InvalidInputError
+
+MAX_QUERY_CHARS = 1000  # CLIP-family text towers read ~77 tokens anyway
+
+
+def require_text(value, what, limit, empty_hint="", long_hint=""):
+    """``value`` stripped; refuses empty text and text over ``limit`` chars.
+
+    The hints end the messages, e.g. ``empty_hint="type a question first"``.
+    """
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInputError(f"The {what} is empty" + _tail(empty_hint, ": "))
+    if len(text) > limit:
+        raise InvalidInputError(
+            f"The {what} is {len(text)} characters long; the limit is {limit}"
+            + _tail(long_hint, " ")
+        )
+    return text
+
+
+def _tail(hint, sep):
+    return f"{sep}{hint}" if hint else ""
+
+
+def validate_query(query):
+    """A search text: stripped, non-empty, at most :data:`MAX_QUERY_CHARS`."""
+    return require_text(
+        query,
+        "search text",
+        MAX_QUERY_CHARS,
+        long_hint="(text models read only the first ~77 tokens)",
+    )
+
+
+def require_int(name, value, lowest=1, optional=False):
+    """``value`` if it is an integer >= ``lowest`` (None allowed if ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise InvalidInputError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    return value
