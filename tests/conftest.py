@@ -1,7 +1,12 @@
 """Shared fixtures: real services, started once per test session.
 
-- ``local_store``: the managed Milvus Lite server, in a temp workbench home
-- ``real_milvus``: a real Milvus standalone server (PyPI ``milvus==2.3.5``)
+- ``local_store``: Settings of the managed Milvus Lite server, in a temp
+  workbench home
+- ``real_milvus``: Settings of a real Milvus standalone server (PyPI
+  ``milvus==2.3.5``)
+
+Both are :class:`plugin.settings.Settings`, passed as ``settings=`` to the
+core; ``.milvus()`` gives the connection.
 
 A service that cannot start FAILS the tests that need it, with the reason.
 """
@@ -45,24 +50,26 @@ def _stop_session_local_store():
 @pytest.fixture(scope="session")
 def local_store():
     """The managed local Milvus store (a Milvus Lite server), started once."""
-    from plugin.milvus import resolve_milvus
+    from plugin.settings import Settings
 
-    return resolve_milvus("local")
+    settings = Settings.load(milvus_uri="local")
+    settings.milvus()  # starts it
+    return settings
 
 
 @pytest.fixture(scope="session")
 def real_milvus():
-    """A real Milvus standalone server; yields a MilvusConnection to it."""
+    """A real Milvus standalone server; yields Settings pointing at it."""
     from support.milvus_server import MilvusServerError, RealMilvusServer
 
-    from plugin.milvus import resolve_milvus
+    from plugin.settings import Settings
 
     server = RealMilvusServer()
     try:
         uri = server.start()
     except MilvusServerError as e:
         pytest.fail(f"Real Milvus server unavailable: {e}", pytrace=False)
-    yield resolve_milvus(uri)
+    yield Settings.load(milvus_uri=uri)
     server.stop()
 
 

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+
+from plugin.settings import Settings
 from PIL import Image
 
 from plugin.answer import client as C
@@ -162,7 +164,7 @@ def test_citation_ranges_and_noise(tmp_path):
 def test_no_endpoint_says_how_to_start_vllm(monkeypatch):
     monkeypatch.delenv("VRAG_VLLM_BASE_URL", raising=False)
     with pytest.raises(C.AnswerError) as info:
-        C.resolve_settings()
+        C.require_endpoint()
     assert info.value.kind == "no_endpoint"
     assert "vllm serve mistralai/Pixtral-12B-2409" in info.value.message
     assert "--tokenizer-mode mistral" in info.value.message
@@ -172,10 +174,12 @@ def test_settings_precedence_and_key_hidden(monkeypatch):
     monkeypatch.setenv("VRAG_VLLM_BASE_URL", "gpu-box:8000")
     monkeypatch.setenv("VRAG_VLLM_API_KEY", "env-secret-key")
     monkeypatch.delenv("VRAG_VLLM_MODEL", raising=False)
-    s = C.resolve_settings()
-    assert s.base_url == "http://gpu-box:8000/v1"
-    assert s.model == "mistralai/Pixtral-12B-2409"
+    s = C.require_endpoint()
+    assert s.vllm_base_url == "http://gpu-box:8000/v1"
+    assert s.vllm_model == "mistralai/Pixtral-12B-2409"
     assert "env-secret-key" not in repr(s)
-    s = C.resolve_settings(secrets={"VRAG_VLLM_BASE_URL": "https://h/v1/"})
-    assert s.base_url == "https://h/v1" and s.api_key == "env-secret-key"
-    assert C.resolve_settings(model="m").model == "m"
+    s = C.require_endpoint(
+        Settings.load(secrets={"VRAG_VLLM_BASE_URL": "https://h/v1/"})
+    )
+    assert s.vllm_base_url == "https://h/v1" and s.vllm_api_key == "env-secret-key"
+    assert C.require_endpoint(Settings.load(vllm_model="m")).vllm_model == "m"

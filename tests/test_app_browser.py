@@ -76,7 +76,7 @@ def frames(vllm, local_store):
     index_error = None
     try:
         build_frame_index(
-            dataset, model=OFFLINE_MODEL, brain_key=BRAIN_KEY, milvus=local_store
+            dataset, model=OFFLINE_MODEL, brain_key=BRAIN_KEY, settings=local_store
         )
     except Exception as e:  # the search step fails with this reason
         index_error = f"{type(e).__name__}: {e}"

@@ -17,6 +17,7 @@ import fiftyone as fo
 import pytest
 
 from plugin.answer import AnswerError, ask
+from plugin.settings import Settings
 from plugin.answer.evidence import frames_evidence
 from plugin.answer.history import STORE_NAME, list_entries
 from plugin.video.importer import import_videos
@@ -44,13 +45,13 @@ def frames(tmp_path_factory):
 
 @pytest.fixture
 def server_kwargs(vllm_server):
-    return {
-        "base_url": vllm_server.base_url,
-        "api_key": vllm_server.api_key,
-        "model": vllm_server.model_name,
-        "max_tokens": 24,
-        "timeout": 120,
-    }
+    settings = Settings.load(
+        vllm_base_url=vllm_server.base_url,
+        vllm_api_key=vllm_server.api_key,
+        vllm_model=vllm_server.model_name,
+        vllm_timeout=120,
+    )
+    return {"settings": settings, "max_tokens": 24}
 
 
 def _ids(dataset, n):
@@ -100,7 +101,9 @@ def test_capped_images_fit_the_server(frames, server_kwargs):
 
 
 def test_wrong_model_name_lists_the_served_models(frames, server_kwargs):
-    server_kwargs["model"] = "mistralai/Pixtral-12B-2409"
+    server_kwargs["settings"] = server_kwargs["settings"].replace(
+        vllm_model="mistralai/Pixtral-12B-2409"
+    )
     with pytest.raises(AnswerError) as info:
         ask(frames, QUESTION, sample_ids=_ids(frames, 1), **server_kwargs)
     assert info.value.kind == "model_not_found"
@@ -139,7 +142,12 @@ def test_connection_refused(frames):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens
     with pytest.raises(AnswerError) as info:
-        ask(frames, QUESTION, _ids(frames, 1), base_url=f"http://127.0.0.1:{port}/v1")
+        ask(
+            frames,
+            QUESTION,
+            _ids(frames, 1),
+            settings=Settings.load(vllm_base_url=f"http://127.0.0.1:{port}/v1"),
+        )
     assert info.value.kind == "connection"
     assert "Cannot connect" in info.value.message
     assert "vllm serve" in info.value.message
@@ -151,7 +159,8 @@ def test_timeout_when_the_server_never_answers(frames):
         sock.listen(8)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
         with pytest.raises(AnswerError) as info:
-            ask(frames, QUESTION, _ids(frames, 1), base_url=url, timeout=1.5)
+            settings = Settings.load(vllm_base_url=url, vllm_timeout=1.5)
+            ask(frames, QUESTION, _ids(frames, 1), settings=settings)
     assert info.value.kind == "timeout"
     assert "did not answer within 1.5 s" in info.value.message
 
@@ -189,9 +198,9 @@ def test_answer_field_is_written(frames, server_kwargs):
 def test_retrieval_path_with_a_transcript_index(frames, server_kwargs, local_store):
     from plugin.retrieval.transcript_index import build_transcript_index
 
-    build_transcript_index(frames, milvus=local_store, overwrite=True)
+    build_transcript_index(frames, settings=local_store, overwrite=True)
     answer = ask(
-        frames, "What animal is mentioned?", milvus=local_store, k=3, **server_kwargs
+        frames, "What animal is mentioned?", settings=local_store, k=3, **server_kwargs
     )
     assert 1 <= len(answer.evidence) <= 3
     assert all(e.source == "retrieved" for e in answer.evidence)

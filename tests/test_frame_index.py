@@ -60,7 +60,7 @@ def frames_dataset(tmp_path_factory):
 def _build(dataset, spec, store, **kwargs):
     key = kwargs.pop("brain_key", f"k{uuid.uuid4().hex[:8]}")
     return build_frame_index(
-        dataset, model=spec, brain_key=key, milvus=store, **kwargs
+        dataset, model=spec, brain_key=key, settings=store, **kwargs
     ), key
 
 
@@ -96,7 +96,7 @@ def test_metric_and_consistency_on_both_stores(
         view = frames_dataset.sort_by_similarity(target.id, k=5, brain_key=key)
         assert view.first().id == _brute_force_best(frames_dataset, key, target, metric)
     finally:
-        delete_frame_index(frames_dataset, key, milvus=any_store)
+        delete_frame_index(frames_dataset, key, settings=any_store)
 
 
 def _brute_force_best(dataset, key, target, metric):
@@ -118,7 +118,7 @@ def test_same_top_k_from_both_stores(
         _, key = _build(frames_dataset, tiny_clip, store, consistency_level="Strong")
         hits = search_frames(frames_dataset, "a ship at sea", k=10, brain_key=key)
         tops.append([h.sample_id for h in hits])
-        delete_frame_index(frames_dataset, key, milvus=store)
+        delete_frame_index(frames_dataset, key, settings=store)
     assert tops[0] == tops[1]
 
 
@@ -132,7 +132,7 @@ def test_openclip_random_init_tiny_config_gives_right_shape_through_index(
         assert index.supports_prompts
         assert len(set(index_ids(index))) == N_FRAMES
     finally:
-        delete_frame_index(frames_dataset, key, milvus=local_store)
+        delete_frame_index(frames_dataset, key, settings=local_store)
 
 
 def test_altclip_random_init_tiny_config_gives_right_shape_through_index(
@@ -148,7 +148,7 @@ def test_altclip_random_init_tiny_config_gives_right_shape_through_index(
         hits = search_frames(frames_dataset, "a photo of a horse", k=5, brain_key=key)
         assert len(hits) == 5  # the text path works (FiftyOne's wrapper fails)
     finally:
-        delete_frame_index(frames_dataset, key, milvus=local_store)
+        delete_frame_index(frames_dataset, key, settings=local_store)
 
 
 def test_unknown_model_lists_the_choices():
@@ -159,7 +159,7 @@ def test_unknown_model_lists_the_choices():
 def test_existing_collection_with_other_dimension_is_left_untouched(
     frames_dataset, tiny_clip, local_store
 ):
-    client = local_store.client()
+    client = local_store.milvus().client()
     name = f"taken_{uuid.uuid4().hex[:8]}"
     client.create_collection(name, dimension=7, metric_type="COSINE")
     client.insert(name, [{"id": 1, "vector": [0.1] * 7}])
@@ -181,7 +181,7 @@ def test_brain_key_that_exists_is_never_silently_replaced(
         )
         assert index.total_index_size == N_FRAMES
     finally:
-        delete_frame_index(frames_dataset, key, milvus=local_store)
+        delete_frame_index(frames_dataset, key, settings=local_store)
 
 
 def test_bad_inputs_fail_clearly(frames_dataset, tiny_clip, local_store):
@@ -206,7 +206,7 @@ def test_empty_and_very_long_queries_are_refused(
         with pytest.raises(ValueError, match="limit is"):
             search_frames(frames_dataset, "horse " * 400, brain_key=key)
     finally:
-        delete_frame_index(frames_dataset, key, milvus=local_store)
+        delete_frame_index(frames_dataset, key, settings=local_store)
 
 
 def test_sync_adds_new_frames_and_drops_deleted_ones(tiny_clip, local_store, tmp_path):
@@ -219,7 +219,7 @@ def test_sync_adds_new_frames_and_drops_deleted_ones(tiny_clip, local_store, tmp
     try:
         dataset.add_samples([fo.Sample(filepath=p) for p in paths[20:]])
         dataset.delete_samples(dataset.limit(3))
-        assert sync_frame_index(dataset, key, milvus=local_store) == {
+        assert sync_frame_index(dataset, key, settings=local_store) == {
             "added": 10,
             "removed": 3,
         }
@@ -228,12 +228,12 @@ def test_sync_adds_new_frames_and_drops_deleted_ones(tiny_clip, local_store, tmp
         assert sorted(index_ids(dataset.load_brain_results(key))) == sorted(
             dataset.values("id")
         )
-        assert sync_frame_index(dataset, key, milvus=local_store) == {
+        assert sync_frame_index(dataset, key, settings=local_store) == {
             "added": 0,
             "removed": 0,
         }
     finally:
-        delete_frame_index(dataset, key, milvus=local_store)
+        delete_frame_index(dataset, key, settings=local_store)
         dataset.delete()
 
 
@@ -271,11 +271,11 @@ def test_app_process_and_notebook_process_use_the_same_index(
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
         dataset.add_samples([fo.Sample(filepath=p) for p in paths[20:]])
-        assert sync_frame_index(dataset, key, milvus=local_store)["added"] == 5
+        assert sync_frame_index(dataset, key, settings=local_store)["added"] == 5
         out, err = app.communicate(timeout=180)
         assert app.returncode == 0, err[-2000:]
         assert out.strip().splitlines()[-1] == "5"
         assert dataset.load_brain_results(key).total_index_size == 25
     finally:
-        delete_frame_index(dataset, key, milvus=local_store)
+        delete_frame_index(dataset, key, settings=local_store)
         dataset.delete()

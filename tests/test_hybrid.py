@@ -65,13 +65,13 @@ def indexes(sample, tiny_clip, any_store):
         dataset,
         model=tiny_clip,
         brain_key=key,
-        milvus=any_store,
+        settings=any_store,
         consistency_level="Strong",
     )
-    build_transcript_index(dataset, milvus=any_store, overwrite=True)
+    build_transcript_index(dataset, settings=any_store, overwrite=True)
     yield key
-    delete_frame_index(dataset, key, milvus=any_store)
-    delete_transcript_index(dataset, milvus=any_store)
+    delete_frame_index(dataset, key, settings=any_store)
+    delete_transcript_index(dataset, settings=any_store)
 
 
 def test_transcript_evidence_puts_the_scene_frame_first(sample, indexes, any_store):
@@ -80,7 +80,7 @@ def test_transcript_evidence_puts_the_scene_frame_first(sample, indexes, any_sto
     for query, scene in SCENE_QUERIES:
         # text_k=1: the best transcript hit only, so its evidence decides
         fused = hybrid_search(
-            dataset, query, k=5, brain_key=indexes, milvus=any_store, text_k=1
+            dataset, query, k=5, brain_key=indexes, settings=any_store, text_k=1
         )
         top = fused[0]
         assert top.sample_id == frame_at[scene * 5], query
@@ -103,9 +103,9 @@ def test_transcript_evidence_puts_the_scene_frame_first(sample, indexes, any_sto
 def _check_default_fusion(dataset, brain_key, store):
     """Defaults: RRF over k frame hits and k transcript hits, with evidence."""
     query = "a boat sailing on the ocean"
-    fused = hybrid_search(dataset, query, k=10, brain_key=brain_key, milvus=store)
-    frames = search_frames(dataset, query, k=10, brain_key=brain_key, milvus=store)
-    texts = search_transcript(dataset, query, k=10, milvus=store)
+    fused = hybrid_search(dataset, query, k=10, brain_key=brain_key, settings=store)
+    frames = search_frames(dataset, query, k=10, brain_key=brain_key, settings=store)
+    texts = search_transcript(dataset, query, k=10, settings=store)
     assert len(fused) == 5  # every frame is in both lists
     for hit in fused:
         frame_rank = next(f.rank for f in frames if f.sample_id == hit.sample_id)
@@ -121,7 +121,7 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
     sample, tiny_clip, local_store
 ):
     dataset, segments, frame_at = sample
-    build_transcript_index(dataset, milvus=local_store, overwrite=True)
+    build_transcript_index(dataset, settings=local_store, overwrite=True)
     try:
         assert available_indexes(dataset, "no_such_key") == {
             "frames": False,
@@ -131,31 +131,31 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
             dataset,
             "a kitten staring at the camera",
             brain_key="no_such_key",
-            milvus=local_store,
+            settings=local_store,
         )
         assert fused[0].sample_id == frame_at[20]
         assert all(h.frame_hit is None and h.text_hits for h in fused)
     finally:
-        delete_transcript_index(dataset, milvus=local_store)
+        delete_transcript_index(dataset, settings=local_store)
     key = f"h{uuid.uuid4().hex[:8]}"
-    build_frame_index(dataset, model=tiny_clip, brain_key=key, milvus=local_store)
+    build_frame_index(dataset, model=tiny_clip, brain_key=key, settings=local_store)
     try:
         fused = hybrid_search(
-            dataset, "a horse", k=3, brain_key=key, milvus=local_store
+            dataset, "a horse", k=3, brain_key=key, settings=local_store
         )
         frames = search_frames(
-            dataset, "a horse", k=3, brain_key=key, milvus=local_store
+            dataset, "a horse", k=3, brain_key=key, settings=local_store
         )
         assert [h.sample_id for h in fused] == [h.sample_id for h in frames]
         assert all(h.frame_hit is not None and not h.text_hits for h in fused)
     finally:
-        delete_frame_index(dataset, key, milvus=local_store)
+        delete_frame_index(dataset, key, settings=local_store)
     with pytest.raises(ValueError, match="neither a frame index 'frame_sim' nor"):
-        hybrid_search(dataset, "a horse", milvus=local_store)
+        hybrid_search(dataset, "a horse", settings=local_store)
     with pytest.raises(ValueError, match="empty"):
-        hybrid_search(dataset, "   ", milvus=local_store)
+        hybrid_search(dataset, "   ", settings=local_store)
     with pytest.raises(ValueError, match="k must be an integer >= 1"):
-        hybrid_search(dataset, "a horse", k=0, milvus=local_store)
+        hybrid_search(dataset, "a horse", k=0, settings=local_store)
 
 
 def test_fuse_uses_each_frames_best_rank_per_list():

@@ -150,7 +150,7 @@ def test_horse_prompt_ranks_horses_first_in_app_path(
         brain_key="lit_app_path",
         batch_size=64,
         num_workers=0,  # no data-loader processes for 200 tiny images
-        **local_store.credentials(),
+        **local_store.milvus().credentials(),
     )
     info = dataset.get_brain_info("lit_app_path")
     assert info.config.model == MODEL  # stored by name: the App can reload it

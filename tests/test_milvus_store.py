@@ -52,7 +52,7 @@ print(json.dumps(client.query(name, filter="id >= 0", output_fields=["id"], limi
 def test_two_processes_share_the_local_store(local_store):
     """A second process (standing in for the App server) and this one write
     to and read from the default local store at the same time."""
-    client = local_store.client()
+    client = local_store.milvus().client()
     _make_collection(client, "shared_two_procs")
     other = subprocess.Popen(
         [sys.executable, "-c", _WRITER, "shared_two_procs", "1"],
@@ -82,8 +82,8 @@ def test_two_processes_share_the_local_store(local_store):
 
 
 def test_store_api_works_against_the_real_milvus_server(real_milvus):
-    assert real_milvus.kind == SERVER
-    client = real_milvus.client()
+    assert real_milvus.milvus().kind == SERVER
+    client = real_milvus.milvus().client()
     _make_collection(client, "real_server_api")
     vecs = _vectors(50, 7)
     client.insert(
@@ -98,7 +98,7 @@ def test_store_api_works_against_the_real_milvus_server(real_milvus):
 def test_resolver_forms(tmp_path, monkeypatch, local_store):
     monkeypatch.delenv("VRAG_MILVUS_URI", raising=False)
     assert resolve_milvus().kind == LOCAL
-    assert resolve_milvus().uri == local_store.uri
+    assert resolve_milvus().uri == local_store.milvus().uri
     lite = resolve_milvus(str(tmp_path / "x.db"))
     assert lite.kind == LITE_FILE and lite.uri.endswith("x.db")
     assert resolve_milvus("http://10.1.2.3:19530").kind == SERVER
@@ -200,7 +200,7 @@ def test_idle_client_survives_keepalive_pings(local_store):
     """pymilvus pings every 10 s even when idle; Milvus Lite's stock server
     answers GOAWAY "too many pings" after a few, killing the connection (seen
     in long sessions). Our launcher accepts the pings."""
-    client = local_store.client()
+    client = local_store.milvus().client()
     _make_collection(client, "idle_client")
     time.sleep(35)  # > 3 idle pings
     client.insert("idle_client", [{"id": 1, "vector": _vectors(1, 9)[0].tolist()}])

@@ -187,7 +187,7 @@ def _delete(name, store):
     )
 
     if transcript_index_info(dataset):
-        delete_transcript_index(dataset, milvus=store)
+        delete_transcript_index(dataset, settings=store)
     for key in dataset.list_brain_runs(type="similarity"):
         dataset.load_brain_results(key).cleanup()  # drops its collection
     dataset.delete()
@@ -203,7 +203,7 @@ def _delete_quietly(name, store):
 
 def _collections_of(name, store):
     slug = "".join(c if c.isalnum() else "_" for c in name)
-    return [c for c in store.client().list_collections() if slug in c]
+    return [c for c in store.milvus().client().list_collections() if slug in c]
 
 
 def _assert_deleted(name, store):
@@ -218,8 +218,8 @@ def _assert_deleted(name, store):
 def _assert_managed_store(parsed, stdout, store):
     got = _one(parsed, "STORE", stdout)
     assert got["kind"] == "local", f"notebook used {got}, not the managed store"
-    assert got["uri"] == store.uri == LocalMilvusServer().uri(), (
-        f"notebook used {got['uri']}, the session's managed store is {store.uri}"
+    assert got["uri"] == store.milvus().uri == LocalMilvusServer().uri(), (
+        f"notebook used {got['uri']}, the session's managed store is {store.milvus().uri}"
     )
 
 
@@ -285,7 +285,7 @@ def test_cifar10_milvus_exploration(kernel_dir, local_store):
         dataset = fo.load_dataset(name)
         use_for_brain(local_store)
         hits = search_frames(
-            dataset, "pony", k=25, brain_key="clip_sim", milvus=local_store
+            dataset, "pony", k=25, brain_key="clip_sim", settings=local_store
         )
         labels = dataset.select([h.sample_id for h in hits], ordered=True).values(
             "ground_truth.label"

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fiftyone as fo
 import pytest
+
+from plugin.settings import Settings
 from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionContext, Executor
 
@@ -99,7 +101,7 @@ def _copy(dataset):
 
 def test_search_finds_the_scene_with_its_span_and_frame(sample, any_store):
     dataset, segments, frame_at = sample
-    info = build_transcript_index(dataset, milvus=any_store, overwrite=True)
+    info = build_transcript_index(dataset, settings=any_store, overwrite=True)
     try:
         assert info == transcript_index_info(dataset)
         assert (info["text_model"], info["dimension"], info["metric"]) == (
@@ -107,11 +109,11 @@ def test_search_finds_the_scene_with_its_span_and_frame(sample, any_store):
             384,
             "cosine",
         )
-        assert info["milvus_kind"] == any_store.kind and info["num_segments"] == 5
-        client = any_store.client()
+        assert info["milvus_kind"] == any_store.milvus().kind and info["num_segments"] == 5
+        client = any_store.milvus().client()
         assert client.has_collection(info["collection_name"])
         for query, scene in SCENE_QUERIES:
-            hits = search_transcript(dataset, query, k=3, milvus=any_store)
+            hits = search_transcript(dataset, query, k=3, settings=any_store)
             top, expected = hits[0], segments[scene]
             assert top.segment_id == expected["segment_id"], (query, hits)
             assert top.text == expected["text"] and top.rank == 0
@@ -124,9 +126,9 @@ def test_search_finds_the_scene_with_its_span_and_frame(sample, any_store):
             assert top.frame_ids == [frame_at[scene * 5]]  # in span or nearest
             assert len(hits) == 3 and hits[0].score > hits[1].score >= hits[2].score
         other_view = dataset.match(F("video_id") == "another-video")
-        assert search_transcript(other_view, "a horse", milvus=any_store) == []
+        assert search_transcript(other_view, "a horse", settings=any_store) == []
     finally:
-        delete_transcript_index(dataset, milvus=any_store)
+        delete_transcript_index(dataset, settings=any_store)
     assert transcript_index_info(dataset) is None
     assert not client.has_collection(info["collection_name"])
 
@@ -136,15 +138,15 @@ def test_sync_embeds_only_new_segments_and_drops_deleted_ones(
 ):
     dataset = _copy(sample[0])
     try:
-        info = build_transcript_index(dataset, milvus=any_store)
-        name, client = info["collection_name"], any_store.client()
+        info = build_transcript_index(dataset, settings=any_store)
+        name, client = info["collection_name"], any_store.milvus().client()
         before = _vectors(client, name)
         import_videos([str(second_video)], dataset=dataset)
         new_video = next(
             v for v in dataset.distinct("video_id") if v not in _videos(before)
         )
         embedded = _count_embeds(monkeypatch)
-        assert sync_transcript_index(dataset, milvus=any_store) == {
+        assert sync_transcript_index(dataset, settings=any_store) == {
             "added": 2,
             "updated": 0,
             "removed": 0,
@@ -153,19 +155,19 @@ def test_sync_embeds_only_new_segments_and_drops_deleted_ones(
         assert embedded == new_texts  # only the new video's segments
         after = _vectors(client, name)
         assert {k: after[k] for k in before} == before  # not recomputed
-        hit = search_transcript(dataset, "a tractor on a farm", k=1, milvus=any_store)[
+        hit = search_transcript(dataset, "a tractor on a farm", k=1, settings=any_store)[
             0
         ]
         assert hit.video_id == new_video and "tractor" in hit.text.lower()
 
         dataset.delete_samples(dataset.match(F("video_id") == new_video))
         # Gone from search at once (filtered), from Milvus at the next sync
-        found = search_transcript(dataset, "a tractor on a farm", k=7, milvus=any_store)
+        found = search_transcript(dataset, "a tractor on a farm", k=7, settings=any_store)
         assert found and new_video not in {h.video_id for h in found}
-        assert sync_transcript_index(dataset, milvus=any_store)["removed"] == 2
+        assert sync_transcript_index(dataset, settings=any_store)["removed"] == 2
         assert _vectors(client, name) == before
         embedded.clear()
-        assert sync_transcript_index(dataset, milvus=any_store) == {
+        assert sync_transcript_index(dataset, settings=any_store) == {
             "added": 0,
             "updated": 0,
             "removed": 0,
@@ -175,11 +177,11 @@ def test_sync_embeds_only_new_segments_and_drops_deleted_ones(
         record = next(iter(load_video_records(dataset).values()))
         record["segments"][2]["text"] = "A large white ship sails on the open sea."
         save_video_record(dataset, record)
-        counts = sync_transcript_index(dataset, milvus=any_store)
+        counts = sync_transcript_index(dataset, settings=any_store)
         assert counts == {"added": 0, "updated": 1, "removed": 0}
         assert embedded == ["A large white ship sails on the open sea."]
     finally:
-        delete_transcript_index(dataset, milvus=any_store)
+        delete_transcript_index(dataset, settings=any_store)
         dataset.delete()
 
 
@@ -216,13 +218,13 @@ def test_existing_collection_with_other_settings_is_left_untouched(
     sample, any_store, dim, metric, problem
 ):
     dataset = sample[0]
-    client = any_store.client()
+    client = any_store.milvus().client()
     name = f"taken_{uuid.uuid4().hex[:8]}"
     client.create_collection(name, dimension=dim, metric_type=metric)
     client.insert(name, [{"id": 1, "vector": [0.1] * dim}])
     try:
         with pytest.raises(IndexConfigError, match=problem):
-            build_transcript_index(dataset, milvus=any_store, collection_name=name)
+            build_transcript_index(dataset, settings=any_store, collection_name=name)
         rows = client.query(
             name, filter="id >= 0", output_fields=["id"], consistency_level="Strong"
         )
@@ -235,42 +237,48 @@ def test_existing_collection_with_other_settings_is_left_untouched(
 def test_bad_inputs_fail_clearly(sample, local_store):
     dataset = sample[0]
     with pytest.raises(UnknownTextModelError, match=r"Choices: minilm, openai:<model>"):
-        build_transcript_index(dataset, text_model="word2vec", milvus=local_store)
+        build_transcript_index(dataset, text_model="word2vec", settings=local_store)
     with pytest.raises(ValueError, match="no transcript index"):
-        search_transcript(dataset, "a horse", milvus=local_store)
+        search_transcript(dataset, "a horse", settings=local_store)
     with pytest.raises(MilvusUnreachableError, match="127.0.0.1:9"):
-        build_transcript_index(dataset, milvus=resolve_milvus("http://127.0.0.1:9"))
+        build_transcript_index(
+            dataset, settings=Settings.load(milvus_uri="http://127.0.0.1:9")
+        )
     empty = fo.Dataset()
     with pytest.raises(ValueError, match="is empty"):
-        build_transcript_index(empty, milvus=local_store)
+        build_transcript_index(empty, settings=local_store)
     empty.add_sample(fo.Sample(filepath="/tmp/x.jpg", video_id="v-silent"))
     save_video_record(
         empty, {"video_id": "v-silent", "status": "no_audio", "segments": []}
     )
     with pytest.raises(ValueError, match="no transcript segments.*1 no_audio"):
-        build_transcript_index(empty, milvus=local_store)
+        build_transcript_index(empty, settings=local_store)
     empty.delete()
     assert transcript_index_info(dataset) is None
 
-    build_transcript_index(dataset, milvus=local_store)
+    build_transcript_index(dataset, settings=local_store)
     try:
         with pytest.raises(IndexConfigError, match="already has a transcript index"):
-            build_transcript_index(dataset, milvus=local_store)
+            build_transcript_index(dataset, settings=local_store)
         with pytest.raises(ValueError, match="empty"):
-            search_transcript(dataset, "  \n ", milvus=local_store)
+            search_transcript(dataset, "  \n ", settings=local_store)
         with pytest.raises(ValueError, match="limit is"):
-            search_transcript(dataset, "horse " * 400, milvus=local_store)
+            search_transcript(dataset, "horse " * 400, settings=local_store)
         with pytest.raises(ValueError, match="k must be"):
-            search_transcript(dataset, "a horse", k=0, milvus=local_store)
+            search_transcript(dataset, "a horse", k=0, settings=local_store)
         with pytest.raises(MilvusUnreachableError, match="127.0.0.1:9"):
-            search_transcript(dataset, "a horse", milvus="http://127.0.0.1:9")
-        local_store.client().drop_collection(
+            search_transcript(
+                dataset,
+                "a horse",
+                settings=Settings.load(milvus_uri="http://127.0.0.1:9"),
+            )
+        local_store.milvus().client().drop_collection(
             transcript_index_info(dataset)["collection_name"]
         )
         with pytest.raises(ValueError, match="is not in Milvus at"):
-            search_transcript(dataset, "a horse", milvus=local_store)
+            search_transcript(dataset, "a horse", settings=local_store)
     finally:
-        delete_transcript_index(dataset, milvus=local_store)
+        delete_transcript_index(dataset, settings=local_store)
 
 
 def test_operators_flag_bad_input_and_search_sets_the_view(sample, local_store):
@@ -278,7 +286,7 @@ def test_operators_flag_bad_input_and_search_sets_the_view(sample, local_store):
     params = {
         "text_model": "openai",
         "openai_model": "mistral-embed",
-        "milvus_uri": local_store.uri,
+        "milvus_uri": local_store.milvus().uri,
     }
     form = IndexTranscripts().resolve_input(_ctx(dataset, params)).type
     assert form.properties["openai_model"].invalid  # no endpoint URL set
@@ -292,17 +300,17 @@ def test_operators_flag_bad_input_and_search_sets_the_view(sample, local_store):
         assert bad.properties["query"].invalid and bad.properties["k"].invalid
         ctx = _ctx(
             dataset,
-            {"query": "a boat on the sea", "k": 2, "milvus_uri": local_store.uri},
+            {"query": "a boat on the sea", "k": 2, "milvus_uri": local_store.milvus().uri},
         )
         rows = SearchTranscript().execute(ctx)["hits"]
         assert rows[0]["text"] == segments[2]["text"]
         assert rows[0]["video"] == SAMPLE_VIDEO.name and rows[0]["rank"] == 1
         resync = IndexTranscripts().execute(
-            _ctx(dataset, {"milvus_uri": local_store.uri}, True)
+            _ctx(dataset, {"milvus_uri": local_store.milvus().uri}, True)
         )
         assert resync["summary"] == "Synced: 0 added, 0 updated, 0 removed segment(s)"
     finally:
-        delete_transcript_index(dataset, milvus=local_store)
+        delete_transcript_index(dataset, settings=local_store)
 
 
 def _ctx(dataset, params, delegated=False):
@@ -432,9 +440,9 @@ def test_openai_model_through_the_transcript_index(
     info = build_transcript_index(
         dataset,
         text_model="openai:fake-embed",
-        milvus=local_store,
-        base_url=url,
-        api_key=API_KEY,
+        settings=local_store.replace(
+            embeddings_base_url=url, embeddings_api_key=API_KEY
+        ),
     )
     try:
         assert info["text_model"] == "openai:fake-embed" and info["dimension"] == 64
@@ -444,7 +452,8 @@ def test_openai_model_through_the_transcript_index(
         # Search takes the endpoint from the environment (or plugin secrets).
         monkeypatch.setenv("VRAG_EMBEDDINGS_BASE_URL", url)
         monkeypatch.setenv("VRAG_EMBEDDINGS_API_KEY", API_KEY)
-        hits = search_transcript(dataset, "the open sea", k=2, milvus=local_store)
+        settings = Settings.load(milvus_uri="local")
+        hits = search_transcript(dataset, "the open sea", k=2, settings=settings)
         assert hits[0].segment_id == segments[2]["segment_id"]
     finally:
-        delete_transcript_index(dataset, milvus=local_store)
+        delete_transcript_index(dataset, settings=local_store)
