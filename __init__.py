@@ -5,40 +5,65 @@ by the adapters, by notebooks and by FiftyOne's model zoo (our zoo models name
 their classes as ``plugin.models...``). FiftyOne loads this file under a
 synthetic module name without putting the plugin dir on ``sys.path``, so we
 add it here.
+
+FiftyOne loads every plugin into ONE process: if another plugin (or package)
+is already imported as ``plugin``, or wins the ``sys.path`` lookup, ours
+would be shadowed silently. :func:`_import_core` makes that loud instead: an
+``ImportError`` naming both directories.
 """
 
-import logging
+import importlib
 import os
 import sys
 
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-if _PLUGIN_DIR not in sys.path:
-    sys.path.insert(0, _PLUGIN_DIR)
+_CORE_DIR = os.path.join(_PLUGIN_DIR, "plugin")
 
-import plugin.retrieval  # noqa: E402,F401  (applies fixes to brain's Milvus backend)
+
+def _module_dirs(module):
+    """The real directories a module was loaded from (a namespace package
+    has no ``__file__``, only ``__path__``)."""
+    if getattr(module, "__file__", None):
+        return [os.path.realpath(os.path.dirname(module.__file__))]
+    return [os.path.realpath(p) for p in getattr(module, "__path__", [])]
+
+
+def _import_core():
+    """Imports our core as ``plugin``; raises ``ImportError`` if the name
+    ``plugin`` resolves to any other directory."""
+    if _PLUGIN_DIR not in sys.path:
+        sys.path.insert(0, _PLUGIN_DIR)
+    core = importlib.import_module("plugin")  # may return one imported earlier
+    found = _module_dirs(core)
+    ours = os.path.realpath(_CORE_DIR)
+    if found == [ours]:
+        return core
+    what = (
+        "another copy of this workbench"
+        if getattr(core, "__vrag__", False)
+        else "another plugin or package"
+    )
+    raise ImportError(
+        f"Video RAG plugin: the top-level name 'plugin' is taken by {what} at "
+        f"{', '.join(found) or repr(core)}; this plugin's core is at {ours}. "
+        "FiftyOne loads all plugins into one process, so only one of them can "
+        "be imported as 'plugin'. Remove or rename the other one (or take it "
+        "out of sys.path / FIFTYONE_PLUGINS_DIR), then restart the process.",
+        name="plugin",
+        path=ours,
+    )
+
+
+_import_core()
+
+from plugin.runtime import prepare_process  # noqa: E402
 
 from .operators import OPERATORS  # noqa: E402
 from .panels import PANELS  # noqa: E402
 
-logger = logging.getLogger(__name__)
-
-
-def _prepare_process():
-    """What every process running the plugin (the App server above all)
-    needs: our zoo models loadable by name, and fiftyone-brain pointed at
-    the workbench's Milvus store, so the App's search bar can load indexes."""
-    from plugin.milvus import resolve_milvus, use_for_brain
-    from plugin.models.zoo import register_zoo_models
-
-    register_zoo_models()
-    try:
-        use_for_brain(resolve_milvus())
-    except Exception as e:  # never block the App from loading the plugin
-        logger.warning("Video RAG: Milvus store not available: %s", e)
-
 
 def register(p):
     """Called by FiftyOne when it loads the plugin."""
-    _prepare_process()
+    prepare_process()  # never raises for the store: the App must load us
     for cls in OPERATORS + PANELS:
         p.register(cls)

@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 from plugin.models.lit import CIFAR10_CLASSES  # noqa: E402
 from plugin.video.sampling import sample_frames  # noqa: E402
-from plugin.video.synth import Scene, make_narrated_video  # noqa: E402
+from tests.support.synth import Scene, make_narrated_video  # noqa: E402
 
 CIFAR_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"
 CACHE_DIR = Path(

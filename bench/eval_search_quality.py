@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from plugin.models import lit  # noqa: E402
-from plugin.models.registry import resolve_model  # noqa: E402
+from plugin.models.image_text import (  # noqa: E402
+    resolve_image_text_model as resolve_model,
+)
 from plugin.models.zoo import register_zoo_models  # noqa: E402
 
 TEST_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"

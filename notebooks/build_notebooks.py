@@ -69,7 +69,7 @@ import fiftyone as fo
 import fiftyone.brain as fob
 
 from plugin.milvus import resolve_milvus, use_for_brain
-from plugin.models.registry import load_model_or_offline, register_zoo_models
+from plugin.models.image_text import load_model_or_offline, register_zoo_models
 
 register_zoo_models()  # our offline model (and AltCLIP wrapper) by zoo name
 connection = resolve_milvus()  # VRAG_MILVUS_URI, else the managed local store
@@ -572,7 +572,7 @@ no-op (`unchanged`). Your own videos: `plugin.video.importer.import_videos`
     ),
     code(
         """\
-from plugin.video.demo_step import format_summary, import_sample_video
+from plugin.demo import format_summary, import_sample_video
 
 t0 = time.time()
 summary = import_sample_video(DATASET_NAME)

@@ -1,30 +1,30 @@
 """Operator: ask a question about the selected (or retrieved) frames."""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.answer import AnswerError, ask
+from plugin.answer import ask
 from plugin.answer.ask import DEFAULT_K
 from plugin.answer.images import DEFAULT_LONG_SIDE
-from plugin.answer.prompt import DEFAULT_MAX_IMAGES, DEFAULT_MAX_TOKENS
+from plugin.answer.prompt import (
+    DEFAULT_MAX_IMAGES,
+    DEFAULT_MAX_TOKENS,
+    validate_question,
+)
+
+from .forms import WorkbenchOperator, flag, milvus_input, settings_from
 
 
-class AskQuestion(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="ask_question",
-            label="Video RAG: ask a question",
-            description="Answers a question from the selected frames (or hybrid "
-            "retrieval) with Pixtral served by vLLM, with citations",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+class AskQuestion(
+    WorkbenchOperator, name="ask_question", label="ask a question", background=True
+):
+    """Answers a question from the selected frames (or hybrid retrieval) with Pixtral
+    served by vLLM, with citations.
+    """
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.str("question", required=True, label="Question")
+    def form(self, ctx, inputs):
+        question = inputs.str("question", required=True, label="Question")
+        if ctx.params.get("question") is not None:
+            flag(question, lambda: validate_question(ctx.params["question"]))
         n = len(ctx.selected or [])
         inputs.view(
             "evidence_note",
@@ -50,24 +50,22 @@ class AskQuestion(foo.Operator):
             label="Write the answer to field",
             description="Optional: a string field set on the evidence frames",
         )
-        return types.Property(inputs, view=types.View(label="Ask a question"))
+        if not n:  # retrieval reads the indexes
+            milvus_input(ctx, inputs)
 
-    def execute(self, ctx):
+    def run(self, ctx):
         params = ctx.params
-        try:
-            answer = ask(
-                ctx.dataset,
-                params.get("question"),
-                sample_ids=list(ctx.selected or []) or None,
-                k=params.get("k") or DEFAULT_K,
-                max_images=params.get("max_images") or DEFAULT_MAX_IMAGES,
-                long_side=params.get("long_side") or DEFAULT_LONG_SIDE,
-                max_tokens=params.get("max_tokens") or DEFAULT_MAX_TOKENS,
-                secrets=ctx.secrets,
-                answer_field=params.get("answer_field") or None,
-            )
-        except AnswerError as e:
-            return {"error": e.message}
+        answer = ask(
+            ctx.dataset,
+            params.get("question"),
+            sample_ids=list(ctx.selected or []) or None,
+            k=params.get("k") or DEFAULT_K,
+            max_images=params.get("max_images") or DEFAULT_MAX_IMAGES,
+            long_side=params.get("long_side") or DEFAULT_LONG_SIDE,
+            max_tokens=params.get("max_tokens") or DEFAULT_MAX_TOKENS,
+            answer_field=params.get("answer_field") or None,
+            settings=settings_from(ctx),
+        )
         if params.get("answer_field") and not ctx.delegated:
             ctx.ops.reload_dataset()
         return {
@@ -76,10 +74,7 @@ class AskQuestion(foo.Operator):
             "warnings": "\n".join(answer.warnings),
         }
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("error", label="Could not answer", view=types.MarkdownView())
+    def outputs(self, ctx, outputs):
         outputs.str("answer", label="Answer", view=types.MarkdownView())
         outputs.str("citations", label="Citations", view=types.MarkdownView())
         outputs.str("warnings", label="Warnings", view=types.MarkdownView())
-        return types.Property(outputs)

@@ -1,8 +1,15 @@
 """Operator: import videos as frame samples with Whisper transcripts."""
 
-import fiftyone.operators as foo
+import dataclasses
+import time
+
 import fiftyone.operators.types as types
 
+from plugin.models.speech import (
+    BACKENDS,
+    DEFAULT_SPEECH_MODEL,
+    speech_model_choices,
+)
 from plugin.video.importer import (
     DEFAULT_DATASET,
     GROUPED_VIEW,
@@ -10,28 +17,23 @@ from plugin.video.importer import (
     import_videos,
 )
 from plugin.video.options import ImportOptions
-from plugin.video.transcribe import BACKENDS, DEFAULT_MODEL, model_choices
 
-# Imports bigger than this run as delegated operations (with progress).
-_DELEGATE_ABOVE_BYTES = 50 * 1024 * 1024
-_DELEGATE_ABOVE_VIDEOS = 3
+from .forms import WorkbenchOperator, dropdown, mark_invalid, progress_of
+
+# Imports bigger than this run as delegated operations by default.
+_BACKGROUND_ABOVE_BYTES = 50 * 1024 * 1024
+_BACKGROUND_ABOVE_VIDEOS = 3
+# The App asks for the form and for the execution options in two requests
+# per change; both read one walk of the file system, reused this long.
+_SCAN_REUSE_S = 5.0
 
 
-class ImportVideos(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="import_videos",
-            label="Video RAG: import videos",
-            description="Imports videos as frame samples with aligned Whisper "
-            "transcripts",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+class ImportVideos(
+    WorkbenchOperator, name="import_videos", label="import videos", background=True
+):
+    """Imports videos as frame samples with aligned Whisper transcripts."""
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def form(self, ctx, inputs):
         _paths_input(ctx, inputs)
         default_name = ctx.dataset.name if ctx.dataset is not None else DEFAULT_DATASET
         inputs.str(
@@ -45,26 +47,21 @@ class ImportVideos(foo.Operator):
         _frame_inputs(inputs)
         _transcript_inputs(ctx, inputs)
         _flag_problems(ctx, inputs)
-        inputs.bool(
-            "delegate",
-            default=_is_large(ctx.params.get("paths")),
-            label="Run in the background (delegated)",
-            description="On by default for large imports",
+
+    def is_large(self, ctx):
+        found = scan(ctx.params.get("paths"))
+        return (
+            len(found.videos) > _BACKGROUND_ABOVE_VIDEOS
+            or found.total_bytes > _BACKGROUND_ABOVE_BYTES
         )
-        return types.Property(inputs, view=types.View(label="Import videos"))
 
-    def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", _is_large(ctx.params.get("paths"))))
-
-    def execute(self, ctx):
+    def run(self, ctx):
         options = ImportOptions.from_dict(_option_values(ctx.params))
         report = import_videos(
             split_paths(ctx.params.get("paths")),
             dataset=ctx.params.get("dataset_name") or DEFAULT_DATASET,
             options=options,
-            progress=lambda fraction, label: ctx.set_progress(
-                progress=fraction, label=label
-            ),
+            progress=progress_of(ctx),
         )
         if not ctx.delegated:
             _show_frames(ctx, report.dataset_name)
@@ -75,11 +72,9 @@ class ImportVideos(foo.Operator):
             "num_failed": len(report.failed),
         }
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         outputs.int("num_failed", label="Videos that failed")
         outputs.str("summary", label="Per video", view=types.MarkdownView())
-        return types.Property(outputs)
 
 
 def split_paths(text):
@@ -88,6 +83,38 @@ def split_paths(text):
         return []
     parts = str(text).replace(";", "\n").splitlines()
     return [p.strip() for p in parts if p.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scan:
+    """What the typed paths name: videos, inputs that name none, total size."""
+
+    videos: tuple
+    problems: tuple
+    total_bytes: int
+
+
+_last_scan = [None]  # (paths text, when, Scan): one form is edited at a time
+
+
+def scan(paths_text, clock=time.monotonic):
+    """ONE walk of the file system for the paths typed in the form, reused
+    by the requests of the same form render (see :data:`_SCAN_REUSE_S`)."""
+    key = str(paths_text or "")
+    last = _last_scan[0]
+    if last and last[0] == key and clock() - last[1] < _SCAN_REUSE_S:
+        return last[2]
+    videos, problems = find_videos(split_paths(key))
+    found = Scan(tuple(videos), tuple(problems), sum(_size(v) for v in videos))
+    _last_scan[0] = (key, clock(), found)
+    return found
+
+
+def _size(path):
+    try:
+        return path.stat().st_size
+    except OSError:  # removed since the walk
+        return 0
 
 
 def _paths_input(ctx, inputs):
@@ -99,19 +126,17 @@ def _paths_input(ctx, inputs):
         "or separated by ';'",
         view=types.TextFieldView(),
     )
-    paths = split_paths(ctx.params.get("paths"))
-    if not paths:
+    if not split_paths(ctx.params.get("paths")):
         return
-    videos, problems = find_videos(paths)
-    if not videos:
-        prop.invalid = True
-        prop.error_message = "; ".join(f"{p.path}: {p.message}" for p in problems)
-    elif problems:
+    found = scan(ctx.params.get("paths"))
+    if not found.videos:
+        mark_invalid(prop, "; ".join(f"{p.path}: {p.message}" for p in found.problems))
+    elif found.problems:
         inputs.view(
             "path_problems",
             types.Warning(
-                label=f"Found {len(videos)} video(s); skipped: "
-                + "; ".join(f"{p.path} ({p.message})" for p in problems)
+                label=f"Found {len(found.videos)} video(s); skipped: "
+                + "; ".join(f"{p.path} ({p.message})" for p in found.problems)
             ),
         )
 
@@ -161,21 +186,12 @@ def _transcript_inputs(ctx, inputs):
     inputs.bool("transcribe", default=True, label="Transcribe the audio (Whisper)")
     if not ctx.params.get("transcribe", True):
         return
-    backends = types.Dropdown()
-    for name in BACKENDS:
-        backends.add_choice(name, label=name)
-    inputs.enum(
-        "backend",
-        backends.values(),
-        default=BACKENDS[0],
-        view=backends,
-        label="Backend",
-    )
+    dropdown(inputs, "backend", BACKENDS, BACKENDS[0], "Backend")
     inputs.str(
         "model",
-        default=DEFAULT_MODEL,
+        default=DEFAULT_SPEECH_MODEL,
         label="Model",
-        description=f"Offline: {model_choices()}",
+        description=f"Offline: {speech_model_choices()}",
     )
     inputs.str(
         "language",
@@ -198,8 +214,7 @@ def _flag_problems(ctx, inputs):
     for name, message in problems.items():
         prop = inputs.properties.get(name)
         if prop is not None:
-            prop.invalid = True
-            prop.error_message = message
+            mark_invalid(prop, message)
 
 
 def _option_values(params):
@@ -207,13 +222,6 @@ def _option_values(params):
     if values.get("sampling", "fixed") != "scene":
         values.pop("scene_threshold", None)
     return values
-
-
-def _is_large(paths_text):
-    videos, _ = find_videos(split_paths(paths_text))
-    if len(videos) > _DELEGATE_ABOVE_VIDEOS:
-        return True
-    return sum(v.stat().st_size for v in videos) > _DELEGATE_ABOVE_BYTES
 
 
 def _show_frames(ctx, dataset_name):

@@ -1,42 +1,54 @@
 """Operators: build/sync a frame index on Milvus, search frames by text."""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.milvus import resolve_milvus
-from plugin.models.registry import DEFAULT_MODEL, MODELS, resolve_model
+from plugin.models.image_text import (
+    DEFAULT_IMAGE_TEXT_MODEL,
+    MODELS,
+    resolve_image_text_model,
+)
 from plugin.retrieval.frame_index import (
     CONSISTENCY_LEVELS,
     DEFAULT_BRAIN_KEY,
     METRICS,
     build_frame_index,
+    embeddings_field_for,
     sync_frame_index,
 )
-from plugin.retrieval.frame_search import hits_view, search_frames, validate_query
+from plugin.retrieval.frame_search import hits_view, search_frames
+
+from .forms import (
+    MANY_FRAMES,
+    WorkbenchOperator,
+    count_input,
+    dropdown,
+    flag,
+    frame_index_input,
+    mark_invalid,
+    milvus_input,
+    progress_of,
+    query_input,
+    settings_from,
+)
 
 _CUSTOM = "custom"
-_DELEGATE_ABOVE_SAMPLES = 500
 
 
-class IndexFrames(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="index_frames",
-            label="Video RAG: index frames in Milvus",
-            description="Embeds frames with a CLIP-family model and indexes "
-            "them in Milvus (fiftyone-brain similarity index)",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+class IndexFrames(
+    WorkbenchOperator,
+    name="index_frames",
+    label="index frames in Milvus",
+    background=True,
+):
+    """Embeds frames with a CLIP-family model and indexes them in Milvus
+    (fiftyone-brain similarity index).
+    """
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def form(self, ctx, inputs):
         inputs.view_target(ctx)
         _model_inputs(ctx, inputs)
-        _choice(inputs, "metric", METRICS, "cosine", "Metric")
-        _choice(
+        dropdown(inputs, "metric", METRICS, "cosine", "Metric")
+        dropdown(
             inputs, "consistency_level", CONSISTENCY_LEVELS, "Session", "Consistency"
         )
         _brain_key_input(ctx, inputs)
@@ -45,23 +57,12 @@ class IndexFrames(foo.Operator):
             label="Milvus collection",
             description="Empty: derived from the dataset name and brain key",
         )
-        inputs.str(
-            "milvus_uri",
-            label="Milvus URI",
-            description="Empty: the VRAG_MILVUS_URI secret, else the managed "
-            "local store. Or a .db file, http(s)://host:port, a Zilliz URI",
-        )
-        inputs.bool(
-            "delegate",
-            default=ctx.view is not None and len(ctx.view) > _DELEGATE_ABOVE_SAMPLES,
-            label="Run in the background (delegated)",
-        )
-        return types.Property(inputs, view=types.View(label="Index frames"))
+        milvus_input(ctx, inputs)
 
-    def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", False))
+    def is_large(self, ctx):
+        return ctx.view is not None and len(ctx.target_view()) > MANY_FRAMES
 
-    def execute(self, ctx):
+    def run(self, ctx):
         index = build_frame_index(
             ctx.target_view(),
             model=_model_name(ctx.params),
@@ -69,9 +70,9 @@ class IndexFrames(foo.Operator):
             metric=ctx.params.get("metric", "cosine"),
             consistency_level=ctx.params.get("consistency_level", "Session"),
             collection_name=ctx.params.get("collection_name") or None,
-            milvus=resolve_milvus(ctx.params.get("milvus_uri"), secrets=ctx.secrets),
             overwrite=bool(ctx.params.get("overwrite", False)),
-            progress=lambda f, label: ctx.set_progress(progress=f, label=label),
+            progress=progress_of(ctx),
+            settings=settings_from(ctx),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -81,81 +82,69 @@ class IndexFrames(foo.Operator):
             "collection": index.config.collection_name,
         }
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         outputs.str("brain_key", label="Brain key (pick it in the App's search)")
         outputs.int("vectors", label="Vectors in the index")
         outputs.str("collection", label="Milvus collection")
-        return types.Property(outputs)
 
 
-class SyncFrameIndex(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="sync_frame_index",
-            label="Video RAG: sync frame index",
-            description="Indexes frames added since, drops deleted ones",
-            dynamic=True,
-        )
+class SyncFrameIndex(
+    WorkbenchOperator,
+    name="sync_frame_index",
+    label="sync frame index",
+    background=True,
+):
+    """Indexes frames added since, drops deleted ones."""
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        _existing_index_input(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Sync frame index"))
+    def form(self, ctx, inputs):
+        frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
+        milvus_input(ctx, inputs)
 
-    def execute(self, ctx):
-        counts = sync_frame_index(
+    def is_large(self, ctx):
+        """Many frames without an embedding yet: those are the work."""
+        key = ctx.params.get("brain_key")
+        if ctx.dataset is None or not key:
+            return False
+        missing = ctx.dataset.exists(embeddings_field_for(key), False)
+        return missing.count() > MANY_FRAMES
+
+    def run(self, ctx):
+        return sync_frame_index(
             ctx.dataset,
             ctx.params["brain_key"],
-            milvus=resolve_milvus(secrets=ctx.secrets),
+            settings=settings_from(ctx),
+            progress=progress_of(ctx),
         )
-        return counts
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         outputs.int("added", label="Frames added")
         outputs.int("removed", label="Frames removed")
-        return types.Property(outputs)
 
 
-class SearchFrames(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="search_frames",
-            label="Video RAG: search frames by text",
-            description="Shows the frames that best match a text query",
-            dynamic=True,
-        )
+class SearchFrames(
+    WorkbenchOperator, name="search_frames", label="search frames by text"
+):
+    """Shows the frames that best match a text query."""
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        prop = inputs.str("query", required=True, label="Search text")
-        if ctx.params.get("query") is not None:
-            try:
-                validate_query(ctx.params["query"])
-            except ValueError as e:
-                prop.invalid, prop.error_message = True, str(e)
-        k = inputs.int("k", default=25, label="Number of frames")
-        if ctx.params.get("k") is not None and ctx.params["k"] < 1:
-            k.invalid, k.error_message = True, "At least 1"
-        _existing_index_input(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Search frames"))
+    def form(self, ctx, inputs):
+        query_input(ctx, inputs)
+        count_input(ctx, inputs, "k", 25, "Number of frames")
+        frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
+        milvus_input(ctx, inputs)
 
-    def execute(self, ctx):
+    def run(self, ctx):
         hits = search_frames(
             ctx.dataset,
             ctx.params["query"],
             k=int(ctx.params.get("k") or 25),
             brain_key=ctx.params["brain_key"],
-            milvus=resolve_milvus(secrets=ctx.secrets),
+            settings=settings_from(ctx),
         )
-        ctx.ops.set_view(hits_view(ctx.dataset, hits))
+        if not ctx.delegated:
+            ctx.ops.set_view(hits_view(ctx.dataset, hits))
         return {"hits": [_hit_row(hit) for hit in hits]}
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         table = types.TableView()
         for key, label in (
             ("rank", "#"),
@@ -165,7 +154,6 @@ class SearchFrames(foo.Operator):
         ):
             table.add_column(key, label=label)
         outputs.list("hits", types.Object(), label="Frames", view=table)
-        return types.Property(outputs)
 
 
 def _hit_row(hit):
@@ -178,51 +166,36 @@ def _hit_row(hit):
     }
 
 
-def _choice(inputs, name, values, default, label, description=None):
-    dropdown = types.Dropdown()
-    for value in values:
-        dropdown.add_choice(value, label=value)
-    return inputs.enum(
-        name,
-        dropdown.values(),
-        default=default,
-        view=dropdown,
-        label=label,
-        description=description,
-    )
-
-
 def _model_inputs(ctx, inputs):
-    choices = list(MODELS) + [_CUSTOM]
-    _choice(
+    dropdown(
         inputs,
         "model",
-        choices,
-        DEFAULT_MODEL,
+        list(MODELS) + [_CUSTOM],
+        DEFAULT_IMAGE_TEXT_MODEL,
         "Model",
-        "Registry models; 'custom' for any OpenCLIP name, hf:<model>, a "
-        "checkpoint or a FiftyOne zoo name",
+        description="Registry models; 'custom' for any OpenCLIP name, "
+        "hf:<model>, a checkpoint or a FiftyOne zoo name",
     )
-    if ctx.params.get("model") == _CUSTOM:
-        prop = inputs.str(
-            "custom_model",
-            required=True,
-            label="Model name",
-            description="open_clip:<arch> | hf:<name or dir> | zoo model name",
-        )
-        inputs.str("pretrained", label="OpenCLIP pretrained tag or checkpoint path")
-        if ctx.params.get("custom_model"):
-            try:
-                resolve_model(_model_name(ctx.params), ctx.params.get("pretrained"))
-            except ValueError as e:
-                prop.invalid, prop.error_message = True, str(e)
+    if ctx.params.get("model") != _CUSTOM:
+        return
+    prop = inputs.str(
+        "custom_model",
+        required=True,
+        label="Model name",
+        description="open_clip:<arch> | hf:<name or dir> | zoo model name",
+    )
+    inputs.str("pretrained", label="OpenCLIP pretrained tag or checkpoint path")
+    if ctx.params.get("custom_model"):
+        flag(prop, lambda: _model_name(ctx.params))
 
 
 def _model_name(params):
-    name = params.get("model") or DEFAULT_MODEL
+    name = params.get("model") or DEFAULT_IMAGE_TEXT_MODEL
     if name != _CUSTOM:
         return name
-    return resolve_model(params.get("custom_model"), params.get("pretrained"))
+    return resolve_image_text_model(
+        params.get("custom_model"), params.get("pretrained")
+    )
 
 
 def _brain_key_input(ctx, inputs):
@@ -237,24 +210,6 @@ def _brain_key_input(ctx, inputs):
         description="Deletes its Milvus collection and builds a new one",
     )
     if not ctx.params.get("overwrite", False):
-        prop.invalid = True
-        prop.error_message = (
-            f"An index '{key}' exists. Choose another key or tick 'Replace'."
+        mark_invalid(
+            prop, f"An index '{key}' exists. Choose another key or tick 'Replace'."
         )
-
-
-def _existing_index_input(ctx, inputs):
-    keys = _similarity_keys(ctx.dataset)
-    if not keys:
-        prop = inputs.str("brain_key", label="Index")
-        prop.invalid = True
-        prop.error_message = "This dataset has no frame index yet: run 'index frames'"
-        return
-    default = DEFAULT_BRAIN_KEY if DEFAULT_BRAIN_KEY in keys else keys[0]
-    _choice(inputs, "brain_key", keys, default, "Index (brain key)")
-
-
-def _similarity_keys(dataset):
-    if dataset is None:
-        return []
-    return dataset.list_brain_runs(type="similarity")

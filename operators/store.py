@@ -1,40 +1,41 @@
 """Operator: status of the Milvus store the workbench uses (starts the local one)."""
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from pymilvus.exceptions import MilvusException
 
-from plugin.milvus import MilvusUnreachableError, check_reachable, resolve_milvus
+from plugin.errors import VideoRagError, scrub
+from plugin.settings import Settings
+
+from .forms import WorkbenchOperator, message_of
 
 
-class MilvusStoreStatus(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="milvus_store_status",
-            label="Video RAG: Milvus store status",
-            description="Shows which Milvus store the workbench uses, and "
-            "starts the managed local store if it is the one in use",
-        )
+class MilvusStoreStatus(
+    WorkbenchOperator, name="milvus_store_status", label="Milvus store status"
+):
+    """Shows which Milvus store the workbench uses, and starts the managed local store
+    if it is the one in use.
+    """
 
-    def execute(self, ctx):
+    def resolve_input(self, ctx):
+        return None  # no form: runs when picked
+
+    def run(self, ctx):
+        settings = Settings.load(ctx.secrets)
         try:
-            connection = resolve_milvus(secrets=ctx.secrets)
-            check_reachable(connection, timeout=3)
-            collections = connection.client(timeout=5).list_collections()
-            status = "reachable"
-        except (MilvusUnreachableError, ValueError, RuntimeError) as e:
-            return {"kind": "?", "uri": "?", "status": str(e), "collections": []}
+            connection = settings.milvus()
+            collections = connection.client(timeout=3).list_collections()
+        except (VideoRagError, MilvusException) as e:  # the status IS the error
+            status = scrub(message_of(e), settings.secret_values())
+            return {"kind": "?", "uri": "?", "status": status, "collections": []}
         return {
             "kind": connection.kind,
             "uri": connection.display_uri,
-            "status": status,
+            "status": "reachable",
             "collections": sorted(collections),
         }
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         outputs.str("kind", label="Store kind")
         outputs.str("uri", label="URI (credentials hidden)")
         outputs.str("status", label="Status")
         outputs.list("collections", types.String(), label="Collections")
-        return types.Property(outputs)

@@ -2,15 +2,13 @@
 
 from pathlib import Path
 
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.milvus import resolve_milvus
-from plugin.retrieval.frame_search import validate_query
-from plugin.retrieval.text_embedders import (
-    EMBEDDINGS_BASE_URL,
-    EMBEDDINGS_MODEL,
-    canonical_name,
+from plugin.models.text import (
+    DEFAULT_TEXT_MODEL,
+    OPENAI_PREFIX,
+    resolve_text_model,
+    text_model_choices,
 )
 from plugin.retrieval.transcript_index import (
     build_transcript_index,
@@ -18,95 +16,81 @@ from plugin.retrieval.transcript_index import (
     sync_transcript_index,
     transcript_index_info,
 )
-from plugin.settings import get_setting
+from plugin.settings import EMBEDDINGS_API_KEY, EMBEDDINGS_BASE_URL
 
-_MODELS = {
-    "minilm": "all-MiniLM-L6-v2 (offline, 384-d)",
-    "openai": "OpenAI-compatible /v1/embeddings endpoint",
-}
+from .forms import (
+    MANY_FRAMES,
+    WorkbenchOperator,
+    count_input,
+    dropdown,
+    flag,
+    mark_invalid,
+    milvus_input,
+    progress_of,
+    query_input,
+    settings_from,
+)
+
+_OPENAI = OPENAI_PREFIX.rstrip(":")
 
 
-class IndexTranscripts(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="index_transcripts",
-            label="Video RAG: index transcripts",
-            description="Embeds the transcript segments of the dataset into "
-            "Milvus (new videos only, if an index exists)",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+class IndexTranscripts(
+    WorkbenchOperator,
+    name="index_transcripts",
+    label="index transcripts",
+    background=True,
+):
+    """Embeds the transcript segments of the dataset into Milvus (new videos only, if
+    an index exists).
+    """
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def form(self, ctx, inputs):
         if ctx.dataset is None:
             inputs.view("no_dataset", types.Warning(label="Open a dataset first"))
-            return types.Property(inputs)
+            return
         existing = transcript_index_info(ctx.dataset)
         if existing:
             _existing_index_inputs(inputs, existing)
         if not existing or ctx.params.get("overwrite"):
             _model_inputs(ctx, inputs)
-        _milvus_input(inputs)
-        inputs.bool(
-            "delegate",
-            default=False,
-            label="Run in the background (delegated)",
-            description="For datasets with many videos",
-        )
-        return types.Property(inputs, view=types.View(label="Index transcripts"))
+        milvus_input(ctx, inputs)
 
-    def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", False))
+    def is_large(self, ctx):
+        # Segments follow the frames (a few per frame at the default rate)
+        return ctx.dataset is not None and len(ctx.dataset) > MANY_FRAMES
 
-    def execute(self, ctx):
-        milvus = resolve_milvus(
-            ctx.params.get("milvus_uri") or None, secrets=ctx.secrets
-        )
-
-        def progress(fraction, label):
-            ctx.set_progress(progress=fraction, label=label)
-
+    def run(self, ctx):
+        settings = settings_from(ctx)
         if transcript_index_info(ctx.dataset) and not ctx.params.get("overwrite"):
             counts = sync_transcript_index(
-                ctx.dataset, milvus=milvus, progress=progress, secrets=ctx.secrets
+                ctx.dataset, progress=progress_of(ctx), settings=settings
             )
             summary = ", ".join(f"{n} {what}" for what, n in counts.items())
             return {"summary": f"Synced: {summary} segment(s)"}
         info = build_transcript_index(
             ctx.dataset,
             text_model=_model_name(ctx.params),
-            milvus=milvus,
             overwrite=bool(ctx.params.get("overwrite")),
-            progress=progress,
-            secrets=ctx.secrets,
+            progress=progress_of(ctx),
+            settings=settings,
         )
+        store = settings.milvus(start_local=False)  # built: it is running
         return {
             "summary": f"Indexed {info['num_segments']} segment(s) with "
             f"{info['text_model']} into {info['collection_name']!r} "
-            f"({milvus.kind} Milvus at {milvus.display_uri})"
+            f"({store.kind} Milvus at {store.display_uri})"
         }
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         outputs.str("summary", label="Result")
-        return types.Property(outputs)
 
 
-class SearchTranscript(foo.Operator):
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="search_transcript",
-            label="Video RAG: search transcript",
-            description="Finds transcript segments by meaning and shows their frames",
-            dynamic=True,
-        )
+class SearchTranscript(
+    WorkbenchOperator, name="search_transcript", label="search transcript"
+):
+    """Finds transcript segments by meaning and shows their frames."""
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def form(self, ctx, inputs):
         if ctx.dataset is None or not transcript_index_info(ctx.dataset):
             inputs.view(
                 "no_index",
@@ -115,39 +99,28 @@ class SearchTranscript(foo.Operator):
                     "'Video RAG: index transcripts' first"
                 ),
             )
-            return types.Property(inputs)
-        query = inputs.str("query", required=True, label="Search text")
-        if ctx.params.get("query") is not None:
-            _flag(query, lambda: validate_query(ctx.params.get("query")))
-        k = inputs.int("k", default=10, label="Number of segments")
-        if ctx.params.get("k") is not None and ctx.params["k"] < 1:
-            k.invalid, k.error_message = True, "Must be at least 1"
-        _milvus_input(inputs)
-        return types.Property(inputs, view=types.View(label="Search transcript"))
+            return
+        query_input(ctx, inputs)
+        count_input(ctx, inputs, "k", 10, "Number of segments")
+        milvus_input(ctx, inputs)
 
-    def execute(self, ctx):
-        milvus = resolve_milvus(
-            ctx.params.get("milvus_uri") or None, secrets=ctx.secrets
-        )
+    def run(self, ctx):
         hits = search_transcript(
             ctx.dataset,
             ctx.params["query"],
             k=int(ctx.params.get("k") or 10),
-            milvus=milvus,
-            secrets=ctx.secrets,
+            settings=settings_from(ctx),
         )
         frame_ids = list(dict.fromkeys(i for hit in hits for i in hit.frame_ids))
         if not ctx.delegated:
             ctx.ops.set_view(view=ctx.dataset.select(frame_ids, ordered=True))
         return {"hits": hit_rows(ctx.dataset, hits)}
 
-    def resolve_output(self, ctx):
-        outputs = types.Object()
+    def outputs(self, ctx, outputs):
         table = types.TableView()
         for key, label in _COLUMNS:
             table.add_column(key, label=label)
         outputs.list("hits", types.Object(), label="Transcript hits", view=table)
-        return types.Property(outputs)
 
 
 _COLUMNS = [
@@ -196,51 +169,30 @@ def _existing_index_inputs(inputs, existing):
 
 
 def _model_inputs(ctx, inputs):
-    choices = types.Dropdown()
-    for name, label in _MODELS.items():
-        choices.add_choice(name, label=label)
-    inputs.enum(
-        "text_model",
-        choices.values(),
-        default="minilm",
-        view=choices,
-        label="Text model",
-    )
-    if ctx.params.get("text_model") != "openai":
+    # The registry's "openai:<model>" is two fields here: a choice and a name
+    choices = {
+        name.split(":")[0]: description
+        for name, description in text_model_choices().items()
+    }
+    dropdown(inputs, "text_model", choices, DEFAULT_TEXT_MODEL, "Text model")
+    if ctx.params.get("text_model") != _OPENAI:
         return
+    settings = settings_from(ctx)
     model = inputs.str(
         "openai_model",
-        default=get_setting(EMBEDDINGS_MODEL, ctx.secrets) or "",
+        default=settings.embeddings_model or "",
         required=True,
         label="Embedding model",
         description="e.g. mistral-embed, or the model your vLLM server serves. "
-        f"URL and key: the {EMBEDDINGS_BASE_URL} / VRAG_EMBEDDINGS_API_KEY secrets",
+        f"URL and key: the {EMBEDDINGS_BASE_URL} / {EMBEDDINGS_API_KEY} secrets",
     )
-    if not get_setting(EMBEDDINGS_BASE_URL, ctx.secrets):
-        model.invalid = True
-        model.error_message = f"Set the {EMBEDDINGS_BASE_URL} secret or variable first"
+    if not settings.embeddings_base_url:
+        mark_invalid(model, f"Set the {EMBEDDINGS_BASE_URL} secret or variable first")
     elif ctx.params.get("openai_model") is not None:
-        _flag(model, lambda: canonical_name(_model_name(ctx.params)))
-
-
-def _milvus_input(inputs):
-    inputs.str(
-        "milvus_uri",
-        label="Milvus URI",
-        description="Empty: VRAG_MILVUS_URI, else the managed local store",
-    )
+        flag(model, lambda: resolve_text_model(_model_name(ctx.params), settings))
 
 
 def _model_name(params):
-    if params.get("text_model") == "openai":
-        return f"openai:{(params.get('openai_model') or '').strip()}"
-    return params.get("text_model") or "minilm"
-
-
-def _flag(prop, check):
-    """Marks ``prop`` invalid with the message of the ValueError ``check`` raises."""
-    try:
-        check()
-    except ValueError as e:
-        prop.invalid = True
-        prop.error_message = str(e)
+    if params.get("text_model") == _OPENAI:
+        return f"{OPENAI_PREFIX}{(params.get('openai_model') or '').strip()}"
+    return params.get("text_model") or DEFAULT_TEXT_MODEL

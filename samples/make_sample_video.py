@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
-from plugin.video.synth import Scene, make_narrated_video  # noqa: E402
+from tests.support.synth import Scene, make_narrated_video  # noqa: E402
 
 SAMPLE_VIDEO = REPO / "samples" / "narrated_cifar10.mp4"
 DEFAULT_CIFAR_DIR = REPO.parent / "shared" / "data" / "cifar10" / "test"

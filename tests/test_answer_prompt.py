@@ -10,7 +10,7 @@ from PIL import Image
 from plugin.answer import client as C
 from plugin.answer.ask import attach_images
 from plugin.answer.citations import cited_numbers, invalid_numbers, parse_citations
-from plugin.answer.evidence import Evidence
+from plugin.answer.evidence import Evidence, fused_evidence
 from plugin.answer.images import decode_data_url, downscale, frame_data_url
 from plugin.answer.prompt import (
     SYSTEM_PROMPT,
@@ -20,6 +20,8 @@ from plugin.answer.prompt import (
     plan_images,
     validate_question,
 )
+from plugin.retrieval.hits import Frame, FrameHit, TextHit
+from plugin.retrieval.hybrid import fuse
 
 
 def _frames(tmp_path, n, size=(1280, 720)):
@@ -40,6 +42,27 @@ def _frames(tmp_path, n, size=(1280, 720)):
             )
         )
     return items
+
+
+def test_retrieved_evidence_is_built_from_the_hits_alone():
+    """No dataset: the hits carry every field evidence shows."""
+    seen = FrameHit(
+        "a", 0.9, 1, filepath="/f/a.jpg", video_id="v", video_title="Talk",
+        timestamp=5.0, transcript=" its own words ",
+    )  # fmt: skip
+    heard = Frame("b", filepath="/f/b.jpg", video_path="/v/talk.mp4", timestamp=9.0)
+    said = TextHit(
+        "v:1", 0.5, 0, "What was said.", "v", 8.5, 10.0,
+        frame_ids=["b"], frames={"b": heard},
+    )  # fmt: skip
+    items = fused_evidence(fuse([seen], [said, said], rrf_k=0))
+    assert [(e.n, e.sample_id, e.source) for e in items] == [
+        (1, "b", "retrieved"),
+        (2, "a", "retrieved"),
+    ]
+    assert (items[0].filepath, items[0].timestamp) == ("/f/b.jpg", 9.0)
+    assert (items[0].transcript, items[0].video_label) == ("What was said.", "talk.mp4")
+    assert (items[1].transcript, items[1].video_label) == ("its own words", "Talk")
 
 
 def test_one_request_carries_all_images_in_order(tmp_path):

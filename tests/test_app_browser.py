@@ -30,11 +30,11 @@ from support.app_browser import (
     plugins_dir_with_repo,
     step,
 )
+from support.synth import Scene, make_narrated_video, solid_image
 
-from plugin.models.registry import OFFLINE_MODEL
+from plugin.demo import SAMPLE_VIDEO
+from plugin.models.image_text import OFFLINE_MODEL
 from plugin.retrieval.frame_index import build_frame_index
-from plugin.video.demo_step import SAMPLE_VIDEO
-from plugin.video.synth import Scene, make_narrated_video, solid_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 

@@ -23,7 +23,7 @@ from support.tiny_models import (
 )
 
 from plugin.milvus import MilvusUnreachableError, resolve_milvus
-from plugin.models.registry import resolve_model
+from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import (
     IndexConfigError,
     build_frame_index,
@@ -41,7 +41,7 @@ N_FRAMES = 60
 def tiny_clip(tmp_path_factory):
     """The registry name + pretrained path of a tiny random OpenCLIP model."""
     path = make_tiny_open_clip_checkpoint(tmp_path_factory.mktemp("oc"))
-    return resolve_model(f"open_clip:{TINY_OPEN_CLIP}", pretrained=path)
+    return resolve_image_text_model(f"open_clip:{TINY_OPEN_CLIP}", pretrained=path)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_openclip_random_init_tiny_config_gives_right_shape_through_index(
 def test_altclip_random_init_tiny_config_gives_right_shape_through_index(
     frames_dataset, local_store, tmp_path
 ):
-    spec = resolve_model("altclip")
+    spec = resolve_image_text_model("altclip")
     tiny = make_tiny_altclip(tmp_path / "altclip")
     spec = type(spec)(spec.name, spec.zoo_name, {"name_or_path": tiny}, "tiny")
     index, key = _build(frames_dataset, spec, local_store)
@@ -153,7 +153,7 @@ def test_altclip_random_init_tiny_config_gives_right_shape_through_index(
 
 def test_unknown_model_lists_the_choices():
     with pytest.raises(ValueError, match="Choices: clip-vit-b32, altclip"):
-        resolve_model("no-such-model")
+        resolve_image_text_model("no-such-model")
 
 
 def test_existing_collection_with_other_dimension_is_left_untouched(

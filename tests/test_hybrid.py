@@ -12,17 +12,17 @@ import fiftyone as fo
 import pytest
 from support.tiny_models import make_tiny_open_clip_checkpoint
 
-from plugin.models.registry import resolve_model
+from plugin.demo import SAMPLE_VIDEO
+from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import build_frame_index, delete_frame_index
 from plugin.retrieval.frame_search import search_frames
-from plugin.retrieval.hits import FrameHit, TextHit
+from plugin.retrieval.hits import Frame, FrameHit, TextHit
 from plugin.retrieval.hybrid import available_indexes, fuse, hybrid_search
 from plugin.retrieval.transcript_index import (
     build_transcript_index,
     delete_transcript_index,
     search_transcript,
 )
-from plugin.video.demo_step import SAMPLE_VIDEO
 from plugin.video.importer import import_videos
 from plugin.video.transcripts import load_transcript_segments
 
@@ -40,7 +40,7 @@ SCENE_QUERIES = [
 def tiny_clip(tmp_path_factory):
     """The registry name + pretrained path of a tiny random OpenCLIP model."""
     path = make_tiny_open_clip_checkpoint(tmp_path_factory.mktemp("oc"))
-    return resolve_model("open_clip:vrag-tiny-test", pretrained=path)
+    return resolve_image_text_model("open_clip:vrag-tiny-test", pretrained=path)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,7 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
         )
         assert fused[0].sample_id == frame_at[20]
         assert all(h.frame_hit is None and h.text_hits for h in fused)
+        assert all(h.frame.filepath and h.frame.timestamp is not None for h in fused)
     finally:
         delete_transcript_index(dataset, settings=local_store)
     key = f"h{uuid.uuid4().hex[:8]}"
@@ -160,9 +161,10 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
 
 def test_fuse_uses_each_frames_best_rank_per_list():
     frames = [FrameHit("a", 0.9, 0), FrameHit("b", 0.8, 1)]
+    rows = {i: Frame(i, filepath=f"{i}.jpg") for i in "bc"}
     texts = [
-        TextHit("s1", 0.7, 0, "one", "v", 0.0, 2.0, frame_ids=["b", "c"]),
-        TextHit("s2", 0.5, 1, "two", "v", 1.0, 3.0, frame_ids=["b"]),
+        TextHit("s1", 0.7, 0, "one", "v", 0.0, 2.0, frame_ids=["b", "c"], frames=rows),
+        TextHit("s2", 0.5, 1, "two", "v", 1.0, 3.0, frame_ids=["b"], frames=rows),
     ]
     fused = fuse(frames, texts, k=10, rrf_k=0)
     assert [(h.sample_id, h.score) for h in fused] == [
@@ -172,4 +174,6 @@ def test_fuse_uses_each_frames_best_rank_per_list():
     ]
     assert [t.segment_id for t in fused[0].text_hits] == ["s1", "s2"]
     assert fused[1].frame_hit is frames[0] and fused[2].frame_hit is None
+    # each fused hit carries its frame's fields, from whichever hit had them
+    assert [h.frame for h in fused] == [frames[1], frames[0], rows["c"]]
     assert len(fuse(frames, texts, k=1)) == 1

@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 from plugin.milvus import LocalMilvusServer, use_for_brain
-from plugin.models.registry import OFFLINE_MODEL, register_zoo_models
+from plugin.models.image_text import OFFLINE_MODEL, register_zoo_models
 from plugin.retrieval.frame_search import search_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,23 +14,30 @@ from support.tiny_models import (
 
 
 @pytest.fixture(scope="module")
-def frames(tmp_path_factory, local_store):
-    folder = tmp_path_factory.mktemp("opframes")
-    dataset = fo.Dataset(f"vrag-ops-{uuid.uuid4().hex[:8]}")
-    dataset.add_samples(
-        [
-            fo.Sample(
-                filepath=p,
-                video_id="v",
-                video_path="/videos/clip.mp4",
-                timestamp=5.0 * i,
-            )
-            for i, p in enumerate(make_frame_images(folder, 12))
-        ]
-    )
-    checkpoint = make_tiny_open_clip_checkpoint(tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tmp_path_factory):
+    return make_tiny_open_clip_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory, local_store, checkpoint):
+    dataset = _frames_dataset(tmp_path_factory.mktemp("opframes"), 12)
     yield dataset, checkpoint
     dataset.delete()
+
+
+def _frames_dataset(folder, count):
+    dataset = fo.Dataset(f"vrag-ops-{uuid.uuid4().hex[:8]}")
+    dataset.add_samples(_frame_samples(folder, count))
+    return dataset
+
+
+def _frame_samples(folder, count, seed=0):
+    return [
+        fo.Sample(
+            filepath=p, video_id="v", video_path="/videos/clip.mp4", timestamp=5.0 * i
+        )
+        for i, p in enumerate(make_frame_images(folder, count, seed))
+    ]
 
 
 def _params(checkpoint, **extra):
@@ -100,3 +107,44 @@ def test_forms_flag_bad_input_instead_of_raising(plugin_loaded, frames):
 
     search = _form(plugin_loaded, "search_frames", dataset, {"query": "  ", "k": 0})
     assert search["query"].invalid and search["k"].invalid
+
+
+def test_an_index_on_a_chosen_store_is_synced_and_searched_there(
+    plugin_loaded, checkpoint, tmp_path
+):
+    """The Milvus choice of the form reaches build, sync and search alike."""
+    dataset = _frames_dataset(tmp_path / "frames", 6)
+    store = {"milvus_uri": str(tmp_path / "chosen.db")}  # a Milvus Lite file
+    try:
+        built = foo.execute_operator(
+            f"{plugin_loaded}/index_frames",
+            ctx={"dataset": dataset, "params": _params(checkpoint, **store)},
+        )
+        assert built.error is None and "error" not in built.result, built.result
+        assert built.result["vectors"] == 6
+
+        dataset.add_samples(_frame_samples(tmp_path / "more", 2, seed=1))
+        dataset.clear_cache()  # as in another process: the index loads anew
+        synced = foo.execute_operator(
+            f"{plugin_loaded}/sync_frame_index",
+            ctx={"dataset": dataset, "params": {"brain_key": "ops_sim", **store}},
+        )
+        assert synced.result == {"added": 2, "removed": 0}
+
+        search = {"query": "a cat", "k": 8, "brain_key": "ops_sim"}
+        dataset.clear_cache()
+        found = foo.execute_operator(
+            f"{plugin_loaded}/search_frames",
+            ctx={"dataset": dataset, "params": {**search, **store}},
+        )
+        assert len(found.result["hits"]) == 8  # the 6 built + the 2 synced
+
+        dataset.clear_cache()
+        elsewhere = foo.execute_operator(  # the default store lacks this index
+            f"{plugin_loaded}/search_frames",
+            ctx={"dataset": dataset, "params": search},
+        )
+        assert elsewhere.error is None  # shown to the user, not a traceback
+        assert "ops_sim" in elsewhere.result["error"]
+    finally:
+        dataset.delete()

@@ -21,16 +21,15 @@ import pytest
 from plugin.settings import Settings
 from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionContext, Executor
+from support.synth import Scene, make_narrated_video, solid_image
 
 from operators.transcripts import IndexTranscripts, SearchTranscript
+from plugin.demo import SAMPLE_VIDEO
+from plugin.errors import EmbeddingEndpointError, UnknownModelError
 from plugin.milvus import MilvusUnreachableError, resolve_milvus
-from plugin.retrieval import text_embedders
+from plugin.models import text as text_models
+from plugin.models.text import load_text_embedder
 from plugin.retrieval.frame_index import IndexConfigError
-from plugin.retrieval.text_embedders import (
-    TextEmbeddingError,
-    UnknownTextModelError,
-    load_text_embedder,
-)
 from plugin.retrieval.transcript_index import (
     INFO_KEY,
     build_transcript_index,
@@ -39,9 +38,7 @@ from plugin.retrieval.transcript_index import (
     sync_transcript_index,
     transcript_index_info,
 )
-from plugin.video.demo_step import SAMPLE_VIDEO
 from plugin.video.importer import import_videos
-from plugin.video.synth import Scene, make_narrated_video, solid_image
 from plugin.video.transcripts import (
     load_transcript_segments,
     load_video_records,
@@ -201,13 +198,13 @@ def _videos(vectors):
 
 def _count_embeds(monkeypatch):
     """Records every text the MiniLM embedder embeds from now on."""
-    embedded, original = [], text_embedders.MiniLMEmbedder.embed
+    embedded, original = [], text_models.MiniLMEmbedder.embed
 
     def counting(self, texts):
         embedded.extend(texts)
         return original(self, texts)
 
-    monkeypatch.setattr(text_embedders.MiniLMEmbedder, "embed", counting)
+    monkeypatch.setattr(text_models.MiniLMEmbedder, "embed", counting)
     return embedded
 
 
@@ -236,7 +233,7 @@ def test_existing_collection_with_other_settings_is_left_untouched(
 
 def test_bad_inputs_fail_clearly(sample, local_store):
     dataset = sample[0]
-    with pytest.raises(UnknownTextModelError, match=r"Choices: minilm, openai:<model>"):
+    with pytest.raises(UnknownModelError, match=r"Choices: minilm, openai:<model>"):
         build_transcript_index(dataset, text_model="word2vec", settings=local_store)
     with pytest.raises(ValueError, match="no transcript index"):
         search_transcript(dataset, "a horse", settings=local_store)
@@ -386,7 +383,7 @@ def endpoint():
 
 def test_openai_endpoint_round_trip(endpoint):
     server, url = endpoint
-    embedder = load_text_embedder("openai:fake-embed", base_url=url, api_key=API_KEY)
+    embedder = load_text_embedder("openai:fake-embed", _endpoint_settings(url))
     vectors = embedder.embed(["a ship", "a horse", "a ship at sea"])
     assert [len(v) for v in vectors] == [64, 64, 64]
     assert vectors[0] == _bag_of_words("a ship")
@@ -402,27 +399,23 @@ def test_openai_endpoint_errors_name_the_url_never_the_key(endpoint, monkeypatch
     server, url = endpoint
     server.mode = "error"
     try:
-        embedder = load_text_embedder(
-            "openai:fake-embed", base_url=url, api_key=API_KEY
-        )
+        embedder = load_text_embedder("openai:fake-embed", _endpoint_settings(url))
         with pytest.raises(
-            TextEmbeddingError, match="HTTP 401: Invalid API key"
+            EmbeddingEndpointError, match="HTTP 401: Invalid API key"
         ) as error:
             embedder.embed(["a ship"])
         _assert_names_url_not_key(error.value, url)
     finally:
         server.mode = "ok"
     dead = "http://127.0.0.1:9/v1"
-    with pytest.raises(TextEmbeddingError, match="unreachable") as error:
-        load_text_embedder("openai:fake-embed", base_url=dead, api_key=API_KEY).embed(
-            ["x"]
-        )
+    with pytest.raises(EmbeddingEndpointError, match="unreachable") as error:
+        load_text_embedder("openai:fake-embed", _endpoint_settings(dead)).embed(["x"])
     _assert_names_url_not_key(error.value, dead)
     monkeypatch.delenv("VRAG_EMBEDDINGS_BASE_URL", raising=False)
-    with pytest.raises(TextEmbeddingError, match="VRAG_EMBEDDINGS_BASE_URL"):
-        load_text_embedder("openai:fake-embed", api_key=API_KEY)
+    with pytest.raises(EmbeddingEndpointError, match="VRAG_EMBEDDINGS_BASE_URL"):
+        load_text_embedder("openai:fake-embed", _endpoint_settings(None))
     monkeypatch.delenv("VRAG_EMBEDDINGS_MODEL", raising=False)
-    with pytest.raises(UnknownTextModelError, match="VRAG_EMBEDDINGS_MODEL"):
+    with pytest.raises(UnknownModelError, match="VRAG_EMBEDDINGS_MODEL"):
         load_text_embedder("openai")
 
 
@@ -430,6 +423,10 @@ def _assert_names_url_not_key(error, url):
     text = "".join(traceback.format_exception(error))
     assert url in str(error)
     assert API_KEY not in text and API_KEY not in repr(error)
+
+
+def _endpoint_settings(url):
+    return Settings.load(embeddings_base_url=url, embeddings_api_key=API_KEY)
 
 
 def test_openai_model_through_the_transcript_index(

@@ -14,16 +14,13 @@ import numpy as np
 import pytest
 from fiftyone.operators.executor import ExecutionContext, Executor
 from PIL import Image
+from support.synth import Scene, make_narrated_video, solid_image
 
 from operators.import_videos import ImportVideos
+from plugin.errors import UnknownModelError
 from plugin.video.importer import GROUPED_VIEW, import_videos
 from plugin.video.options import ImportOptions
-from plugin.video.synth import Scene, make_narrated_video, solid_image
-from plugin.video.transcribe import (
-    UnknownModelError,
-    load_audio,
-    transcribe_audio,
-)
+from plugin.video.transcribe import load_audio, transcribe_audio
 from plugin.video.transcripts import (
     delete_video_record,
     load_transcript_segments,

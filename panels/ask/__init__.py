@@ -9,9 +9,11 @@ dataset's Q&A history. Core logic lives in ``plugin/answer``.
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.answer import AnswerError, gather_evidence, resolve_settings
+from plugin.answer import gather_evidence, require_endpoint
 from plugin.answer.history import clear_history
-from plugin.answer.prompt import DEFAULT_MAX_IMAGES, validate_question
+from plugin.answer.prompt import DEFAULT_MAX_IMAGES, plan_images, validate_question
+from plugin.errors import VideoRagError
+from plugin.settings import Settings
 
 from . import state as S
 from .constants import (
@@ -66,12 +68,10 @@ class AskPanel(foo.Panel):
                 ctx.dataset,
                 ctx.panel.state.question,
                 ctx.selected or None,
-                secrets=ctx.secrets,
+                settings=Settings.load(ctx.secrets),
             )
-        except AnswerError as e:
+        except VideoRagError as e:
             return self._error(ctx, e.message)
-        except ValueError as e:
-            return self._error(ctx, str(e))
         source = "selected" if ctx.selected else "retrieved"
         self._set_evidence(ctx, items, source)
         ctx.panel.state.error = ""
@@ -88,9 +88,9 @@ class AskPanel(foo.Panel):
         """Validates, then triggers the streaming operator for this panel."""
         try:
             question = validate_question(ctx.panel.state.question)
-            resolve_settings(secrets=ctx.secrets)
-        except (ValueError, AnswerError) as e:
-            return self._error(ctx, getattr(e, "message", str(e)))
+            require_endpoint(Settings.load(ctx.secrets))
+        except VideoRagError as e:
+            return self._error(ctx, e.message)
         if not ctx.panel.state.evidence:
             self.on_preview(ctx)
             if not ctx.panel.state.evidence:
@@ -173,6 +173,8 @@ class AskPanel(foo.Panel):
             )
             return
         panel.md(f"**Evidence** ({source}, {len(items)} items)", name="evidence_title")
+        # The prompt planner decides which frames go as images (the rest as text)
+        sent = {item.n for item in plan_images(items, DEFAULT_MAX_IMAGES)}
         for i, item in enumerate(items):
             row = panel.h_stack(S.thumb_key(i), align_y="center")
             if item.sample_id:
@@ -183,8 +185,7 @@ class AskPanel(foo.Panel):
                     params={"sample_id": item.sample_id},
                     alt_text=f"[{item.n}]",
                 )
-            sent = i < DEFAULT_MAX_IMAGES
-            row.md(S.evidence_caption(item, sent), name="caption")
+            row.md(S.evidence_caption(item, item.n in sent), name="caption")
             row.btn(
                 "drop",
                 label="Drop",
@@ -227,14 +228,16 @@ def _arg(ctx, name, default=None):
 def _selected_evidence(ctx):
     if ctx.dataset is None or not ctx.selected:
         return []
-    return S.evidence_from_state(
-        S.evidence_to_state(gather_evidence(ctx.dataset, "", ctx.selected))
-    )
+    try:
+        items = gather_evidence(ctx.dataset, "", ctx.selected)
+    except VideoRagError:  # none of the selected samples is here any more
+        return []
+    return S.evidence_from_state(S.evidence_to_state(items))
 
 
 def _setup_message(ctx):
     try:
-        resolve_settings(secrets=ctx.secrets)
-    except AnswerError as e:
+        require_endpoint(Settings.load(ctx.secrets))
+    except VideoRagError as e:
         return e.message
     return ""

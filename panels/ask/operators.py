@@ -13,7 +13,9 @@ import time
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.answer import AnswerError, ask
+from plugin.answer import ask
+from plugin.errors import VideoRagError
+from plugin.settings import Settings
 
 from .constants import PANEL_NAME, STREAM_EVERY_S, STREAM_OPERATOR
 from .state import evidence_from_state, history_rows
@@ -56,7 +58,7 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
     yield patch({"busy": True, "answer": "", "error": "", "citations": []})
     try:
         final = yield from _generate(ctx, patch, clock)
-    except AnswerError as e:
+    except VideoRagError as e:  # shown in the panel, never a traceback
         final = {"error": e.message, "answer": ""}
     final.update(busy=False, history=history_rows(ctx.dataset))
     yield patch(final)
@@ -77,7 +79,7 @@ def _generate(ctx, patch, clock):
         ctx.dataset,
         params.get("question"),
         evidence=evidence_from_state(params.get("evidence")),
-        secrets=ctx.secrets,
+        settings=Settings.load(ctx.secrets),
         stream=True,
         **kwargs,
     )

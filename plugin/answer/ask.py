@@ -83,7 +83,7 @@ def gather_evidence(
             )
         return items
     hits = _retrieve(dataset, validate_question(question), k, brain_key, settings)
-    items = fused_evidence(dataset, hits)
+    items = fused_evidence(hits)
     if not items:
         raise AnswerError(
             "no_evidence",

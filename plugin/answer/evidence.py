@@ -1,22 +1,15 @@
 """What an answer is grounded in: numbered evidence items (frames, transcript).
 
-Evidence comes from the frames the user selected, or else from hybrid
-retrieval (frames + transcript hits). Each item is numbered ``n`` (1-based):
-the prompt shows it as ``[n]`` and the model cites it the same way.
+Evidence comes from the frames the user selected (read from the dataset
+once), or else from hybrid retrieval's hits, which carry their frames'
+fields (nothing is read again). Each item is numbered ``n`` (1-based): the
+prompt shows it as ``[n]`` and the model cites it the same way.
 """
 
 import dataclasses
 import os
 
-#: Frame fields read from the dataset (see plugin/video/importer.py)
-FRAME_FIELDS = (
-    "filepath",
-    "video_id",
-    "video_path",
-    "video_title",
-    "timestamp",
-    "transcript",
-)
+from plugin.retrieval.hits import Frame, read_frames
 
 
 @dataclasses.dataclass
@@ -56,58 +49,48 @@ class Evidence:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+    @classmethod
+    def from_frame(cls, n, frame, source="selected"):
+        """Item ``n`` for a :class:`~plugin.retrieval.hits.Frame` (or a hit)."""
+        return cls(
+            n=n,
+            sample_id=frame.sample_id,
+            filepath=frame.filepath or "",
+            video_id=frame.video_id or "",
+            video_path=frame.video_path or "",
+            video_title=frame.video_title or "",
+            timestamp=frame.timestamp,
+            transcript=(frame.transcript or "").strip(),
+            source=source,
+        )
+
+    @classmethod
+    def from_hit(cls, n, hit):
+        """Item ``n`` for a fused hit; its text is that of its transcript hits
+        when it has any (they are what matched the question), else the
+        frame's own transcript."""
+        item = cls.from_frame(n, hit.frame, source="retrieved")
+        texts = _unique(t.text.strip() for t in hit.text_hits if t.text)
+        if texts:
+            item.transcript = " ".join(texts)
+        return item
+
 
 def frames_evidence(dataset, sample_ids, source="selected"):
     """Evidence items for frame samples, in the given order, numbered from 1.
 
     Ids not in the dataset are skipped.
     """
-    rows = _frame_rows(dataset, sample_ids)
-    items = []
-    for sample_id in sample_ids:
-        row = rows.get(sample_id)
-        if row is None:
-            continue
-        items.append(_frame_item(len(items) + 1, sample_id, row, source))
-    return items
+    rows = read_frames(dataset, sample_ids)
+    frames = [Frame(i, **rows[i]) for i in sample_ids if i in rows]
+    return [Evidence.from_frame(n, f, source) for n, f in enumerate(frames, 1)]
 
 
-def _frame_rows(dataset, sample_ids):
-    root = dataset._root_dataset if hasattr(dataset, "_root_dataset") else dataset
-    names = [n for n in FRAME_FIELDS if root.has_sample_field(n)]
-    values = root.select(list(sample_ids)).values(["id"] + names)
-    return {row[0]: dict(zip(names, row[1:])) for row in zip(*values)}
-
-
-def _frame_item(n, sample_id, row, source):
-    return Evidence(
-        n=n,
-        sample_id=sample_id,
-        filepath=row.get("filepath") or "",
-        video_id=row.get("video_id") or "",
-        video_path=row.get("video_path") or "",
-        video_title=row.get("video_title") or "",
-        timestamp=row.get("timestamp"),
-        transcript=(row.get("transcript") or "").strip(),
-        source=source,
-    )
-
-
-def fused_evidence(dataset, fused_hits):
-    """Evidence items from hybrid retrieval's fused hits (best first).
-
-    A hit's transcript text is that of its transcript hits when it has any
-    (they are what matched the question), else the frame's own transcript.
-    """
-    ids = [hit.sample_id for hit in fused_hits if hit.sample_id]
-    items = frames_evidence(dataset, ids, source="retrieved")
-    by_id = {item.sample_id: item for item in items}
-    for hit in fused_hits:
-        item = by_id.get(hit.sample_id)
-        texts = _unique(t.text.strip() for t in (hit.text_hits or []) if t.text)
-        if item is not None and texts:
-            item.transcript = " ".join(texts)
-    return items
+def fused_evidence(fused_hits):
+    """Evidence items from hybrid retrieval's fused hits (best first), built
+    from the fields the hits carry (hits without a frame are skipped)."""
+    hits = [hit for hit in fused_hits if hit.frame is not None]
+    return [Evidence.from_hit(n, hit) for n, hit in enumerate(hits, 1)]
 
 
 def renumber(items):

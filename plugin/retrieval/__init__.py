@@ -1,5 +1,5 @@
-"""Retrieval: frame indexes (Milvus via fiftyone-brain), search, fusion."""
+"""Retrieval: frame indexes (Milvus via fiftyone-brain), search, fusion.
 
-from plugin.retrieval import brain_fixes
-
-brain_fixes.apply()
+Importing this package changes nothing in other libraries: the fixes to
+fiftyone-brain are applied by :func:`plugin.runtime.prepare_process`.
+"""

@@ -18,8 +18,11 @@ import fiftyone.brain as fob
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
 from plugin.milvus import use_for_brain
 from plugin.progress import report
+from plugin.runtime import prepare_process
 from plugin.settings import Settings
-from plugin.models.registry import load_model, register_zoo_models, resolve_model
+from plugin.models.image_text import load_image_text_model as load_model
+from plugin.models.image_text import register_zoo_models
+from plugin.models.image_text import resolve_image_text_model as resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def build_frame_index(
 
     Args:
         samples: a FiftyOne dataset or view of frame samples
-        model (None): a model name from :mod:`plugin.models.registry`
+        model (None): a model name from :mod:`plugin.models.image_text`
         brain_key ("frame_sim"): the brain key of the index
         metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
         consistency_level ("Session"): Strong, Session, Bounded or Eventually
@@ -132,6 +135,7 @@ def build_frame_index(
     Returns:
         the fiftyone-brain similarity index
     """
+    prepare_process(settings)
     validate_request(samples, brain_key, metric, consistency_level, overwrite)
     settings = Settings.coerce(settings)
     connection = settings.milvus()
@@ -171,6 +175,7 @@ def build_frame_index(
 
 def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None):
     """Loads an existing index, connected to the store of ``settings``."""
+    prepare_process(settings)
     if brain_key not in dataset.list_brain_runs():
         raise IndexNotFoundError(
             f"Dataset {dataset.name!r} has no index {brain_key!r}. "

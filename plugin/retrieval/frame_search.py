@@ -1,8 +1,9 @@
 """Text-to-frame search on a frame index."""
 
 from plugin.inputs import MAX_QUERY_CHARS, require_int, validate_query
+from plugin.retrieval import brain_fixes
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY, load_frame_index
-from plugin.retrieval.hits import FrameHit
+from plugin.retrieval.hits import FrameHit, read_frames
 
 __all__ = ["MAX_QUERY_CHARS", "hits_view", "search_frames", "validate_query"]
 
@@ -25,39 +26,21 @@ def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, settings=No
     index = load_frame_index(dataset._root_dataset, brain_key, settings)
     if dataset.view() != dataset._root_dataset.view():
         index.use_view(dataset)
-    # Brain's public sort_by_similarity() returns scores only by writing them
-    # into a dataset field; these two calls are what it runs, without writes.
-    vector = index._parse_query(text)[0]  # one prompt -> one vector
-    ids, _, scores = index._kneighbors(query=vector, k=k, return_dists=True)
+    ids, scores = brain_fixes.nearest(index, text, k)
     return _hits(dataset._root_dataset, ids, scores)
 
 
 def _hits(dataset, ids, scores):
-    """Joins index results with the frames' fields; skips ids no longer in
-    the dataset (deleted after indexing, before a sync)."""
-    names = [n for n in _FIELDS if dataset.has_sample_field(n)]
-    rows = dataset.select(ids).values(["id"] + names)
-    by_id = {row[0]: dict(zip(names, row[1:])) for row in zip(*rows)}
+    """Index results with the frames' fields (``hits.FRAME_FIELDS``, read
+    once); skips ids no longer in the dataset (deleted after indexing,
+    before a sync)."""
+    rows = read_frames(dataset, ids)
     hits = []
     for sample_id, score in zip(ids, scores):
-        if sample_id not in by_id:
-            continue
-        row = by_id[sample_id]
-        hits.append(
-            FrameHit(
-                sample_id=sample_id,
-                score=float(score),
-                rank=len(hits),
-                filepath=row["filepath"],
-                video_id=row.get("video_id") or "",
-                video_path=row.get("video_path") or "",
-                timestamp=row.get("timestamp"),
-            )
-        )
+        if sample_id in rows:
+            hit = FrameHit(sample_id, float(score), len(hits), **rows[sample_id])
+            hits.append(hit)
     return hits
-
-
-_FIELDS = ("filepath", "video_id", "video_path", "timestamp")
 
 
 def hits_view(dataset, hits):

@@ -1,19 +1,43 @@
-"""What retrieval returns: frame hits, transcript hits, fused hits."""
+"""What retrieval returns: frame hits, transcript hits, fused hits.
+
+Hits carry the fields of their frames (:class:`Frame`), read once by the
+search that found them, so what comes after (evidence, the panels) reads
+nothing more from the dataset.
+"""
 
 import dataclasses
 
+#: The frame sample fields a hit carries (written by plugin/video/importer.py)
+FRAME_FIELDS = (
+    "filepath",
+    "video_id",
+    "video_path",
+    "video_title",
+    "timestamp",
+    "transcript",
+)
+
 
 @dataclasses.dataclass
-class FrameHit:
-    """A frame found by the image index."""
+class Frame:
+    """A frame sample: its id and the fields results and evidence show."""
 
     sample_id: str
-    score: float  # the backend's similarity/distance, see ``metric``
-    rank: int
+    _: dataclasses.KW_ONLY
     filepath: str = ""
     video_id: str = ""
     video_path: str = ""
+    video_title: str = ""
     timestamp: float | None = None
+    transcript: str = ""
+
+
+@dataclasses.dataclass
+class FrameHit(Frame):
+    """A frame found by the image index."""
+
+    score: float  # the backend's similarity/distance, see ``metric``
+    rank: int
 
 
 @dataclasses.dataclass
@@ -27,7 +51,9 @@ class TextHit:
     video_id: str
     start: float
     end: float
-    frame_ids: list = dataclasses.field(default_factory=list)  # frames in span
+    #: the frames that carry the segment (see plugin/video/alignment.py)
+    frame_ids: list = dataclasses.field(default_factory=list)
+    frames: dict = dataclasses.field(default_factory=dict)  # id -> Frame
 
 
 @dataclasses.dataclass
@@ -38,3 +64,18 @@ class FusedHit:
     score: float  # fused score (reciprocal rank fusion)
     frame_hit: FrameHit | None = None
     text_hits: list = dataclasses.field(default_factory=list)
+    frame: Frame | None = None  # the frame's fields, from either kind of hit
+
+
+def read_frames(samples, sample_ids):
+    """``{sample_id: {field: value}}`` of :data:`FRAME_FIELDS` for the frames
+    of ``samples`` with these ids, in one query; ids not there are left out.
+    The values fit ``Frame(sample_id, **fields)``."""
+    root = samples._root_dataset
+    names = [n for n in FRAME_FIELDS if root.has_sample_field(n)]
+    values = root.select(list(sample_ids)).values(["id", *names])
+    rows = {}
+    for sample_id, *row in zip(*values):
+        fields = {n: v for n, v in zip(names, row) if v is not None}
+        rows[sample_id] = fields
+    return rows

@@ -10,7 +10,8 @@ Reciprocal rank fusion (RRF, Cormack et al. 2009) over two rankings of frames:
 ``score(frame) = 1 / (rrf_k + r_img + 1) + 1 / (rrf_k + r_txt + 1)``, a term
 only for the lists the frame is in (ranks are 0-based). RRF uses ranks, not
 scores, so CLIP similarities and text-model similarities need no calibration.
-Each :class:`FusedHit` carries its evidence: its FrameHit and its TextHits.
+Each :class:`FusedHit` carries its evidence: its FrameHit and its TextHits,
+and its frame's fields (``frame``).
 """
 
 import logging
@@ -103,6 +104,9 @@ def fuse(frame_hits, text_hits, k=10, rrf_k=DEFAULT_RRF_K):
             text_rank.setdefault(sample_id, hit.rank)  # the best one counts
     for sample_id, rank in text_rank.items():
         scores[sample_id] += _rrf(rank, rrf_k)
+    # The frame's fields, from whichever hit read them (evidence reads no more)
+    frames = {i: f for hit in text_hits for i, f in hit.frames.items()}
+    frames.update(frame_by_id)
 
     def order(sample_id):  # ties: the better single rank, then a stable id
         ranks = [text_rank.get(sample_id, float("inf"))]
@@ -116,6 +120,7 @@ def fuse(frame_hits, text_hits, k=10, rrf_k=DEFAULT_RRF_K):
             score=scores[sample_id],
             frame_hit=frame_by_id.get(sample_id),
             text_hits=texts_by_id.get(sample_id, []),
+            frame=frames.get(sample_id),
         )
         for sample_id in sorted(scores, key=order)[:k]
     ]

@@ -16,16 +16,15 @@ and sync embed with the model the index was built with.
 import json
 from collections import defaultdict
 
-from fiftyone import ViewField as F
-
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
 from plugin.inputs import require_int, validate_query
 from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
 from plugin.progress import report
 from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
 from plugin.settings import Settings
-from plugin.retrieval.hits import TextHit
-from plugin.retrieval.text_embedders import canonical_name, load_text_embedder
+from plugin.retrieval.hits import Frame, TextHit, read_frames
+from plugin.models.text import canonical_name, load_text_embedder
+from plugin.video.alignment import segment_frame_ids
 from plugin.video.transcripts import load_transcript_segments, load_video_records
 
 INFO_KEY = "vrag_transcript_index"
@@ -61,7 +60,7 @@ def build_transcript_index(
     Args:
         dataset: a FiftyOne dataset of imported video frames
         text_model (None): ``"minilm"`` (default) or ``"openai:<model>"``, see
-            :mod:`plugin.retrieval.text_embedders`
+            :mod:`plugin.models.text`
         collection_name (None): default derived from the dataset name
         overwrite (False): replace the dataset's existing transcript index
         progress (None): a callable ``progress(fraction, label)``
@@ -176,8 +175,8 @@ def search_transcript(dataset, query, k=10, settings=None):
         settings (None): a :class:`~plugin.settings.Settings`
 
     Returns:
-        a list of :class:`TextHit`; ``frame_ids`` are the frames of that video
-        whose timestamp lies in the segment's span, else the nearest frame
+        a list of :class:`TextHit`; ``frame_ids`` (and ``frames``, their
+        fields) are the frames that carry the segment (plugin/video/alignment.py)
     """
     text = validate_query(query)
     require_int("k", k)
@@ -206,30 +205,15 @@ def search_transcript(dataset, query, k=10, settings=None):
     return hits
 
 
-def frames_of_span(frames, start, end):
-    """Ids of ``frames`` (``[(timestamp, id)]``, one video) in ``[start, end]``,
-    in time order; the nearest frame when none lies inside."""
-    timed = sorted((t, i) for t, i in frames if t is not None)
-    inside = [i for t, i in timed if start <= t <= end]
-    if inside or not timed:
-        return inside
-
-    def distance(item):
-        return max(start - item[0], item[0] - end, 0.0)
-
-    return [min(timed, key=distance)[1]]
-
-
 def _attach_frames(samples, hits):
-    video_ids = sorted({hit.video_id for hit in hits})
-    view = samples.match(F("video_id").is_in(video_ids))
-    by_video = defaultdict(list)
-    for sample_id, video_id, timestamp in zip(
-        *view.values(["id", "video_id", "timestamp"])
-    ):
-        by_video[video_id].append((timestamp, sample_id))
+    """Each hit's frames: those carrying its segment (the rule of
+    :mod:`plugin.video.alignment`), with their fields read once for all."""
+    spans = [(hit.segment_id, hit.video_id, hit.start, hit.end) for hit in hits]
+    frame_ids = segment_frame_ids(samples, spans)
+    rows = read_frames(samples, {i for ids in frame_ids.values() for i in ids})
     for hit in hits:
-        hit.frame_ids = frames_of_span(by_video[hit.video_id], hit.start, hit.end)
+        hit.frame_ids = [i for i in frame_ids[hit.segment_id] if i in rows]
+        hit.frames = {i: Frame(i, **rows[i]) for i in hit.frame_ids}
 
 
 def _text_hit(row, rank):

@@ -19,6 +19,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from plugin.settings import workbench_home
+from plugin.video import alignment
 from plugin.video import transcripts as store
 from plugin.video.options import ImportOptions
 from plugin.video.sampling import (
@@ -301,9 +302,12 @@ def _transcript(video_path, info, options):
 
 
 def _add_samples(dataset, info, video_id, frames, segments, status, options):
+    times = [frame.timestamp for frame, _ in frames]
+    texts = alignment.frame_texts(
+        times, segments, info.duration, options.transcript_window
+    )
     samples = []
-    for n, (frame, jpeg_path) in enumerate(frames):
-        start, end = _window(frames, n, info.duration, options.transcript_window)
+    for (frame, jpeg_path), text in zip(frames, texts, strict=True):
         samples.append(
             fo.Sample(
                 filepath=str(jpeg_path),
@@ -317,7 +321,7 @@ def _add_samples(dataset, info, video_id, frames, segments, status, options):
                 video_id=video_id,
                 frame_index=frame.index,
                 timestamp=frame.timestamp,
-                transcript=store.text_in_window(segments, start, end),
+                transcript=text,
                 transcript_status=status,
                 video_title=info.title,
                 video_duration=info.duration,
@@ -327,15 +331,6 @@ def _add_samples(dataset, info, video_id, frames, segments, status, options):
             )
         )
     dataset.add_samples(samples, progress=False)
-
-
-def _window(frames, n, duration, window):
-    """The transcript window of frame ``n``: centred ``window`` s, or its interval."""
-    timestamp = frames[n][0].timestamp
-    if window:
-        return timestamp - window / 2, timestamp + window / 2
-    end = frames[n + 1][0].timestamp if n + 1 < len(frames) else duration
-    return timestamp, end
 
 
 def _record(video_path, video_id, frames, segments, status, language, options):
@@ -349,6 +344,7 @@ def _record(video_path, video_id, frames, segments, status, language, options):
         "num_frames": len(frames),
         "frames_dir": str(frames[0][1].parent),
         "complete": True,
+        "transcript_window": options.transcript_window,  # for alignment
         "segments": segments,
     }
 

@@ -2,12 +2,12 @@
 
 from dataclasses import asdict, dataclass, fields
 
-from plugin.video.transcribe import (
+from plugin.errors import InvalidInputError, UnknownModelError
+from plugin.models.speech import (
     BACKENDS,
-    DEFAULT_BACKEND,
-    DEFAULT_MODEL,
-    UnknownModelError,
-    resolve_model,
+    DEFAULT_SPEECH_BACKEND,
+    DEFAULT_SPEECH_MODEL,
+    resolve_speech_model,
 )
 
 DEFAULT_FPS = 0.2  # the seed design's rate: one frame every 5 s
@@ -43,8 +43,8 @@ class ImportOptions:
     jpeg_quality: int = 90
     frames_dir: str | None = None
     transcribe: bool = True
-    backend: str = DEFAULT_BACKEND
-    model: str = DEFAULT_MODEL
+    backend: str = DEFAULT_SPEECH_BACKEND
+    model: str = DEFAULT_SPEECH_MODEL
     language: str | None = None
     transcript_window: float | None = None
 
@@ -84,8 +84,8 @@ class ImportOptions:
     def _model_problems(self):
         if self.backend not in BACKENDS:
             return {"backend": f"Choose one of {list(BACKENDS)}"}
-        try:
-            resolve_model(self.backend, self.model)
+        try:  # looks the model up only: nothing is assembled or downloaded
+            resolve_speech_model(self.backend, self.model)
         except UnknownModelError as e:
             return {"model": str(e)}
         except ImportError as e:
@@ -93,7 +93,8 @@ class ImportOptions:
         return {}
 
     def validate(self):
-        """Raises ValueError naming every invalid option."""
+        """Raises :class:`~plugin.errors.InvalidInputError` naming every
+        invalid option."""
         problems = self.problems()
         if problems:
-            raise ValueError("; ".join(f"{k}: {v}" for k, v in problems.items()))
+            raise InvalidInputError("; ".join(f"{k}: {v}" for k, v in problems.items()))

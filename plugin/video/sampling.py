@@ -14,6 +14,8 @@ import av
 import imagehash
 from PIL import Image
 
+from plugin.errors import InvalidInputError, VideoReadError
+
 # Targets closer than this to the decoder's position are reached by decoding
 # forward: cheaper than a seek back to a keyframe.
 _DECODE_FORWARD_S = 1.0
@@ -21,10 +23,6 @@ _TIME_EPS = 1e-6
 # Scene sampling ignores changes this soon after a kept frame: the frame
 # right after a cut is often coded coarsely and "changes" again a probe later.
 MIN_SCENE_S = 2.0
-
-
-class VideoReadError(Exception):
-    """The file is not a video we can read (message says why)."""
 
 
 @dataclass
@@ -96,7 +94,7 @@ def _stream_duration(container, stream):
 def fixed_rate_times(duration, fps, max_frames=None):
     """The wanted times ``k / fps`` inside ``[0, duration)``, at most ``max_frames``."""
     if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise InvalidInputError(f"fps must be positive, got {fps}")
     count = int(duration * fps - _TIME_EPS) + 1
     if max_frames:
         count = min(count, int(max_frames))

@@ -8,15 +8,16 @@ key per video: the key is the ``video_id`` (content hash), the value a dict::
         "video_id": "...", "video_path": "/abs/path.mp4", "language": "en",
         "backend": "faster-whisper", "model": "tiny.en",
         "status": "ok" | "no_audio" | "silent" | "off" | "failed: ...",
-        "num_frames": 12, "complete": True,
+        "num_frames": 12, "complete": True, "transcript_window": None,
         "segments": [{"start": 0.0, "end": 3.0, "text": "..."}, ...],
     }
 
 The record is written LAST for a video, after its frame samples: a video
 whose record says ``complete`` is fully imported (resume and idempotence rely
 on it). FiftyOne deletes the store with the dataset. Each frame sample also
-carries the text of the segments overlapping its time window (see
-:func:`text_in_window`) in its ``transcript`` field.
+carries, in its ``transcript`` field, the text of the segments that
+:mod:`plugin.video.alignment` links to it. A segment's id is
+``"<video_id>:<n>"``, ``n`` its position in its video's ``segments``.
 """
 
 from fiftyone.operators.store import ExecutionStore
@@ -43,10 +44,23 @@ def delete_video_record(dataset, video_id):
     transcript_store(dataset).delete(video_id)
 
 
-def load_video_records(dataset):
-    """All video records of ``dataset``, keyed by video_id."""
+def load_video_records(dataset, video_ids=None):
+    """The video records of ``dataset`` (those of ``video_ids`` only, when
+    given), keyed by video_id; a missing one is None."""
     store = transcript_store(dataset)
-    return {key: store.get(key) for key in store.list_keys()}
+    keys = store.list_keys() if video_ids is None else video_ids
+    return {key: store.get(key) for key in keys}
+
+
+def segment_id(video_id, n):
+    """The id of the ``n``-th segment of a video."""
+    return f"{video_id}:{n}"
+
+
+def segment_number(ident):
+    """``n`` of a segment id ``"<video_id>:<n>"`` (None if it is not one)."""
+    number = ident.rpartition(":")[2]
+    return int(number) if number.isdigit() else None
 
 
 def load_transcript_segments(dataset, video_ids=None):
@@ -55,14 +69,15 @@ def load_transcript_segments(dataset, video_ids=None):
     Returns a list of dicts ``{segment_id, video_id, video_path, start, end,
     text}``; ``segment_id`` is ``"<video_id>:<n>"``, stable across reads.
     """
+    wanted = None if video_ids is None else sorted(video_ids)
     segments = []
-    for video_id, record in sorted(load_video_records(dataset).items()):
-        if not record or (video_ids is not None and video_id not in video_ids):
+    for video_id, record in sorted(load_video_records(dataset, wanted).items()):
+        if not record:
             continue
         for n, segment in enumerate(record.get("segments", [])):
             segments.append(
                 {
-                    "segment_id": f"{video_id}:{n}",
+                    "segment_id": segment_id(video_id, n),
                     "video_id": video_id,
                     "video_path": record.get("video_path"),
                     "start": segment["start"],
@@ -71,20 +86,3 @@ def load_transcript_segments(dataset, video_ids=None):
                 }
             )
     return segments
-
-
-def text_in_window(segments, start, end, min_fraction=0.5):
-    """The text of the segments that overlap ``[start, end)`` enough, joined.
-
-    A segment counts when its overlap is at least ``min_fraction`` of the
-    shorter of the segment and the window: Whisper's word times are loose by
-    a few tenths of a second, so a sentence that merely grazes the window
-    (it starts just before the next frame) belongs to the next frame only.
-    """
-    texts = []
-    for segment in segments:
-        overlap = min(end, segment["end"]) - max(start, segment["start"])
-        shorter = min(end - start, segment["end"] - segment["start"])
-        if overlap > 0 and overlap >= min_fraction * shorter:
-            texts.append(segment["text"])
-    return " ".join(texts).strip()

@@ -21,12 +21,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from plugin.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "tests" / "artifacts" / "screenshots"
@@ -53,12 +54,6 @@ DEFAULT_TIMEOUT_MS = 90_000
 
 class AppBrowserError(RuntimeError):
     pass
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def slug(name):

@@ -9,11 +9,10 @@ the reason: they never skip.
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from plugin import process
 
 HERE = Path(__file__).resolve().parent
 CACHE_DIR = Path(
@@ -27,28 +26,6 @@ class MilvusServerError(RuntimeError):
     pass
 
 
-def _kill_group(pid):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    return True
-
-
 def _kill_leftovers():
     """Stops servers whose test session died without stopping them (a crash
     leaves ``milvus run standalone`` and its etcd running). Servers of other
@@ -58,8 +35,8 @@ def _kill_leftovers():
             owner = json.loads(pid_file.read_text())
         except (OSError, ValueError):
             continue
-        if not _alive(owner.get("session", 0)):
-            _kill_group(owner["server"])
+        if not process.pid_alive(owner.get("session", 0)):
+            process.stop_group(owner["server"])
             pid_file.unlink(missing_ok=True)
 
 
@@ -79,38 +56,35 @@ class RealMilvusServer:
                 "Run `make setup-test` (scripts/setup_test_services.sh)."
             )
         _kill_leftovers()
-        log = open(self.base_dir / "runner.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_PYTHON),
-                str(HERE / "run_milvus_standalone.py"),
-                str(self.base_dir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        log_path = self.base_dir / "runner.log"
+        self.proc = process.start_process(
+            [VENV_PYTHON, HERE / "run_milvus_standalone.py", self.base_dir], log_path
         )
         PIDS_DIR.mkdir(parents=True, exist_ok=True)
         self._pid_file = PIDS_DIR / f"{self.proc.pid}.json"
         self._pid_file.write_text(
             json.dumps({"server": self.proc.pid, "session": os.getpid()})
         )
-        port_file = self.base_dir / "port"
-        deadline = time.monotonic() + self.start_timeout
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.base_dir / "runner.log").read_text(errors="replace")
-                self.stop()
-                raise MilvusServerError(
-                    "The real Milvus server did not start. Runner log:\n" + log[-3000:]
-                )
-            time.sleep(0.2)
+        port_file = self.base_dir / "port"  # written once the server answers
+        try:
+            process.wait_until_up(
+                self.proc,
+                port_file.exists,
+                self.start_timeout,
+                log=log_path,
+                tail=lambda: log_path.read_text(errors="replace")[-3000:],
+                name="The real Milvus server",
+                error=MilvusServerError,
+            )
+        except MilvusServerError:
+            self.stop()
+            raise
         self.uri = f"http://127.0.0.1:{port_file.read_text().strip()}"
         return self.uri
 
     def stop(self):
         if self.proc is not None:
-            _kill_group(self.proc.pid)
+            process.stop_group(self.proc.pid)
             self.proc = None
         if getattr(self, "_pid_file", None) is not None:
             self._pid_file.unlink(missing_ok=True)

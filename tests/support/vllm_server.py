@@ -18,7 +18,8 @@ Use it in a conftest.py (or a test module)::
                                api_key=vllm_server.api_key)
 
 A server that cannot start FAILS the tests that use it, with the reason and the
-tail of its log: they never skip. Only the standard library is needed here.
+tail of its log: they never skip. Only the standard library and
+:mod:`plugin.process` (standard library too) are needed here.
 
 Environment:
     VRAG_CACHE_DIR             where setup.sh caches the venv, model and logs
@@ -35,8 +36,6 @@ import hashlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from plugin import process
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "tests" / "vllm_server"
@@ -121,45 +122,8 @@ def ensure_setup(auto: bool | None = None) -> tuple[Path, Path]:
     return paths()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _kill_group(pid: int, grace: float = 20.0) -> None:
-    """SIGTERM the process group (vLLM's engine core and workers included),
-    then SIGKILL what is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            try:  # reap our own child so it does not linger as a zombie
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.2)
-
-
 def _pid_dir() -> Path:
     return cache_dir() / "vllm-server-pids"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _kill_leftovers() -> None:
@@ -174,9 +138,9 @@ def _kill_leftovers() -> None:
             owner_pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             continue
-        if _alive(owner_pid):
+        if process.pid_alive(owner_pid):
             continue
-        _kill_group(server_pid, grace=10.0)
+        process.stop_group(server_pid, grace=10.0)
         pid_file.unlink(missing_ok=True)
 
 
@@ -241,7 +205,7 @@ class VLLMServer:
     def start(self) -> VLLMServer:
         python, model_dir = ensure_setup()
         _kill_leftovers()
-        self.port = self.port or _free_port()
+        self.port = self.port or process.free_port()
         logs = cache_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = (
@@ -265,16 +229,10 @@ class VLLMServer:
         ):
             env.pop(var, None)
         t0 = time.monotonic()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                self.command(python, model_dir),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=str(cache_dir()),
-                start_new_session=True,  # its own process group: stop() kills all
-            )
+        # Its own process group: stop() ends vLLM's engine and workers too.
+        self.proc = process.start_process(
+            self.command(python, model_dir), self.log_path, env=env, cwd=cache_dir()
+        )
         _pid_dir().mkdir(parents=True, exist_ok=True)
         self._pid_file = _pid_dir() / f"{self.proc.pid}.pid"
         self._pid_file.write_text(str(os.getpid()))
@@ -287,25 +245,24 @@ class VLLMServer:
         return self
 
     def _wait_ready(self, t0: float) -> None:
-        deadline = t0 + self.start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise VLLMServerError(
-                    f"The vLLM server exited with code {self.proc.returncode} while "
-                    f"starting. Log {self.log_path}:\n{self.log_tail()}"
-                )
-            try:
-                models = self.get("/models", timeout=5)
-                if any(m.get("id") == self.model_name for m in models.get("data", [])):
-                    return
-            except (OSError, ValueError):  # not listening yet (URLError is an OSError)
-                pass
-            if time.monotonic() > deadline:
-                raise VLLMServerError(
-                    f"The vLLM server did not answer /v1/models within "
-                    f"{self.start_timeout:.0f} s. Log {self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(1.0)
+        process.wait_until_up(
+            self.proc,
+            self._serves_model,
+            self.start_timeout - (time.monotonic() - t0),
+            log=self.log_path,
+            tail=self.log_tail,
+            name="The vLLM server",
+            error=VLLMServerError,
+            interval=1.0,
+        )
+
+    def _serves_model(self) -> bool:
+        """True once ``/v1/models`` lists our model."""
+        try:
+            models = self.get("/models", timeout=5)
+        except (OSError, ValueError):  # not listening yet (URLError is an OSError)
+            return False
+        return any(m.get("id") == self.model_name for m in models.get("data", []))
 
     def get(self, path: str, timeout: float = 30) -> dict:
         """GET ``base_url + path`` with the API key; the decoded JSON."""
@@ -329,7 +286,9 @@ class VLLMServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc.pid)
+            # SIGTERM the group (engine core and workers included), SIGKILL
+            # what is left after 20 s.
+            process.stop_group(self.proc.pid, grace=20.0)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -369,7 +328,9 @@ def vllm_server_fixture(name: str = "vllm_server", **kwargs):
     return _vllm_server
 
 
-if __name__ == "__main__":  # manual check: start, list models, stop
+# Manual check (start, list models, stop), from the repo root:
+# .venv/bin/python -m tests.support.vllm_server
+if __name__ == "__main__":
     with VLLMServer() as srv:
         print(
             f"up in {srv.startup_seconds:.0f} s at {srv.base_url}; log {srv.log_path}"

@@ -1,8 +1,10 @@
 """Make short narrated videos from still images: espeak-ng speech + PyAV.
 
-Used by the tests, the benchmark and ``samples/make_sample_video.py`` to get
-videos whose narration (and so whose transcript) is known in advance. Needs
-the Debian ``espeak-ng`` program; everything else is in the wheels.
+Test tooling, not core: used by the tests (``from support.synth import ...``),
+and, as ``tests.support.synth`` from the repo root, by the benchmark and
+``samples/make_sample_video.py``, to get videos whose narration (and so whose
+transcript) is known in advance. Needs the Debian ``espeak-ng`` program; everything else is in the
+wheels.
 """
 
 import shutil

