@@ -14,9 +14,7 @@ from plugin.answer.prompt import (
 from .forms import WorkbenchOperator, flag, milvus_input, settings_from
 
 
-class AskQuestion(
-    WorkbenchOperator, name="ask_question", label="ask a question", background=True
-):
+class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
     """Answers a question from the selected frames (or hybrid retrieval) with Pixtral
     served by vLLM, with citations.
     """

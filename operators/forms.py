@@ -11,6 +11,8 @@ the execution options (run now, or in the background by default when the
 work is large), and the error handling around form, run and outputs.
 """
 
+import re
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -79,19 +81,24 @@ def milvus_input(ctx, inputs):
     return prop
 
 
-def query_input(ctx, inputs, name="query", label="Search text"):
-    prop = inputs.str(name, required=True, label=label)
-    if ctx.params.get(name) is not None:
-        flag(prop, lambda: validate_query(ctx.params[name]))
-    return prop
+def search_inputs(ctx, inputs, k, what):
+    """The search text, and how many results (``k``: at least 1)."""
+    query = inputs.str("query", required=True, label="Search text")
+    if ctx.params.get("query") is not None:
+        flag(query, lambda: validate_query(ctx.params["query"]))
+    label = f"Number of {what}"
+    count = inputs.int("k", default=k, label=label)
+    if ctx.params.get("k") is not None:
+        flag(count, lambda: require_int(label, ctx.params["k"]))
 
 
-def count_input(ctx, inputs, name, default, label):
-    """An integer field that must be at least 1."""
-    prop = inputs.int(name, default=default, label=label)
-    if ctx.params.get(name) is not None:
-        flag(prop, lambda: require_int(label, ctx.params[name]))
-    return prop
+def search_request(ctx, k):
+    """The ``query``, ``k`` and ``settings`` arguments of a search."""
+    return {
+        "query": ctx.params["query"],
+        "k": int(ctx.params.get("k") or k),
+        "settings": settings_from(ctx),
+    }
 
 
 def frame_index_input(ctx, inputs, default_key):
@@ -117,26 +124,31 @@ def progress_of(ctx):
     return lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
 
 
+def work_args(ctx):
+    """The ``settings`` and ``progress`` arguments of a long core call."""
+    return {"settings": settings_from(ctx), "progress": progress_of(ctx)}
+
+
 class WorkbenchOperator(foo.Operator):
     """Base of the workbench's operators.
 
-    A subclass names itself in its class statement and describes itself in
-    its docstring (the App shows it), e.g.::
+    A subclass gives its label in its class statement and describes itself
+    in its docstring (the App shows both); its operator name is the class
+    name in snake case (``SyncFrameIndex``: ``sync_frame_index``), as
+    fiftyone.yml lists it::
 
-        class SyncFrameIndex(
-            WorkbenchOperator, name="sync_frame_index", label="sync frame
-            index", background=True
-        ):
+        class SyncFrameIndex(WorkbenchOperator, label="sync frame index"):
             \"\"\"Indexes frames added since, drops deleted ones.\"\"\"
 
     ``background=True``: long work that may run as a delegated operation
-    (:meth:`is_large` says when to default to it). It implements
+    (:meth:`is_large` says when to default to it). A subclass implements
     :meth:`form`, :meth:`run` and :meth:`outputs`.
     """
 
-    def __init_subclass__(cls, name=None, label=None, background=False, **kwargs):
+    def __init_subclass__(cls, label=None, background=False, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.operator_name, cls.label, cls.background = name, label, background
+        cls.operator_name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+        cls.label, cls.background = label, background
 
     @property
     def config(self):

@@ -28,9 +28,7 @@ _BACKGROUND_ABOVE_VIDEOS = 3
 _SCAN_REUSE_S = 5.0
 
 
-class ImportVideos(
-    WorkbenchOperator, name="import_videos", label="import videos", background=True
-):
+class ImportVideos(WorkbenchOperator, label="import videos", background=True):
     """Imports videos as frame samples with aligned Whisper transcripts."""
 
     def form(self, ctx, inputs):

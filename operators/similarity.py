@@ -20,26 +20,21 @@ from plugin.retrieval.frame_search import hits_view, search_frames
 from .forms import (
     MANY_FRAMES,
     WorkbenchOperator,
-    count_input,
     dropdown,
     flag,
     frame_index_input,
     mark_invalid,
     milvus_input,
-    progress_of,
-    query_input,
-    settings_from,
+    search_inputs,
+    search_request,
+    work_args,
 )
 
 _CUSTOM = "custom"
+_K = 25  # frames a search shows by default
 
 
-class IndexFrames(
-    WorkbenchOperator,
-    name="index_frames",
-    label="index frames in Milvus",
-    background=True,
-):
+class IndexFrames(WorkbenchOperator, label="index frames in Milvus", background=True):
     """Embeds frames with a CLIP-family model and indexes them in Milvus
     (fiftyone-brain similarity index).
     """
@@ -71,8 +66,7 @@ class IndexFrames(
             consistency_level=ctx.params.get("consistency_level", "Session"),
             collection_name=ctx.params.get("collection_name") or None,
             overwrite=bool(ctx.params.get("overwrite", False)),
-            progress=progress_of(ctx),
-            settings=settings_from(ctx),
+            **work_args(ctx),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -88,12 +82,7 @@ class IndexFrames(
         outputs.str("collection", label="Milvus collection")
 
 
-class SyncFrameIndex(
-    WorkbenchOperator,
-    name="sync_frame_index",
-    label="sync frame index",
-    background=True,
-):
+class SyncFrameIndex(WorkbenchOperator, label="sync frame index", background=True):
     """Indexes frames added since, drops deleted ones."""
 
     def form(self, ctx, inputs):
@@ -109,36 +98,24 @@ class SyncFrameIndex(
         return missing.count() > MANY_FRAMES
 
     def run(self, ctx):
-        return sync_frame_index(
-            ctx.dataset,
-            ctx.params["brain_key"],
-            settings=settings_from(ctx),
-            progress=progress_of(ctx),
-        )
+        return sync_frame_index(ctx.dataset, ctx.params["brain_key"], **work_args(ctx))
 
     def outputs(self, ctx, outputs):
         outputs.int("added", label="Frames added")
         outputs.int("removed", label="Frames removed")
 
 
-class SearchFrames(
-    WorkbenchOperator, name="search_frames", label="search frames by text"
-):
+class SearchFrames(WorkbenchOperator, label="search frames by text"):
     """Shows the frames that best match a text query."""
 
     def form(self, ctx, inputs):
-        query_input(ctx, inputs)
-        count_input(ctx, inputs, "k", 25, "Number of frames")
+        search_inputs(ctx, inputs, _K, "frames")
         frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
         milvus_input(ctx, inputs)
 
     def run(self, ctx):
         hits = search_frames(
-            ctx.dataset,
-            ctx.params["query"],
-            k=int(ctx.params.get("k") or 25),
-            brain_key=ctx.params["brain_key"],
-            settings=settings_from(ctx),
+            ctx.dataset, brain_key=ctx.params["brain_key"], **search_request(ctx, _K)
         )
         if not ctx.delegated:
             ctx.ops.set_view(hits_view(ctx.dataset, hits))

@@ -9,9 +9,7 @@ from plugin.settings import Settings
 from .forms import WorkbenchOperator, message_of
 
 
-class MilvusStoreStatus(
-    WorkbenchOperator, name="milvus_store_status", label="Milvus store status"
-):
+class MilvusStoreStatus(WorkbenchOperator, label="Milvus store status"):
     """Shows which Milvus store the workbench uses, and starts the managed local store
     if it is the one in use.
     """

@@ -21,25 +21,21 @@ from plugin.settings import EMBEDDINGS_API_KEY, EMBEDDINGS_BASE_URL
 from .forms import (
     MANY_FRAMES,
     WorkbenchOperator,
-    count_input,
     dropdown,
     flag,
     mark_invalid,
     milvus_input,
-    progress_of,
-    query_input,
+    search_inputs,
+    search_request,
     settings_from,
+    work_args,
 )
 
 _OPENAI = OPENAI_PREFIX.rstrip(":")
+_K = 10  # segments a search shows by default
 
 
-class IndexTranscripts(
-    WorkbenchOperator,
-    name="index_transcripts",
-    label="index transcripts",
-    background=True,
-):
+class IndexTranscripts(WorkbenchOperator, label="index transcripts", background=True):
     """Embeds the transcript segments of the dataset into Milvus (new videos only, if
     an index exists).
     """
@@ -60,21 +56,18 @@ class IndexTranscripts(
         return ctx.dataset is not None and len(ctx.dataset) > MANY_FRAMES
 
     def run(self, ctx):
-        settings = settings_from(ctx)
+        args = work_args(ctx)
         if transcript_index_info(ctx.dataset) and not ctx.params.get("overwrite"):
-            counts = sync_transcript_index(
-                ctx.dataset, progress=progress_of(ctx), settings=settings
-            )
+            counts = sync_transcript_index(ctx.dataset, **args)
             summary = ", ".join(f"{n} {what}" for what, n in counts.items())
             return {"summary": f"Synced: {summary} segment(s)"}
         info = build_transcript_index(
             ctx.dataset,
             text_model=_model_name(ctx.params),
             overwrite=bool(ctx.params.get("overwrite")),
-            progress=progress_of(ctx),
-            settings=settings,
+            **args,
         )
-        store = settings.milvus(start_local=False)  # built: it is running
+        store = args["settings"].milvus(start_local=False)  # built: it is running
         return {
             "summary": f"Indexed {info['num_segments']} segment(s) with "
             f"{info['text_model']} into {info['collection_name']!r} "
@@ -85,9 +78,7 @@ class IndexTranscripts(
         outputs.str("summary", label="Result")
 
 
-class SearchTranscript(
-    WorkbenchOperator, name="search_transcript", label="search transcript"
-):
+class SearchTranscript(WorkbenchOperator, label="search transcript"):
     """Finds transcript segments by meaning and shows their frames."""
 
     def form(self, ctx, inputs):
@@ -100,17 +91,11 @@ class SearchTranscript(
                 ),
             )
             return
-        query_input(ctx, inputs)
-        count_input(ctx, inputs, "k", 10, "Number of segments")
+        search_inputs(ctx, inputs, _K, "segments")
         milvus_input(ctx, inputs)
 
     def run(self, ctx):
-        hits = search_transcript(
-            ctx.dataset,
-            ctx.params["query"],
-            k=int(ctx.params.get("k") or 10),
-            settings=settings_from(ctx),
-        )
+        hits = search_transcript(ctx.dataset, **search_request(ctx, _K))
         frame_ids = list(dict.fromkeys(i for hit in hits for i in hit.frame_ids))
         if not ctx.delegated:
             ctx.ops.set_view(view=ctx.dataset.select(frame_ids, ordered=True))

@@ -12,11 +12,12 @@ A service that cannot start FAILS the tests that need it, with the reason.
 """
 
 import os
-import socket
 import tempfile
 import uuid
 
 import pytest
+
+from plugin.process import free_port
 
 # Isolate the workbench's files (local store, frames) from the user's.
 _SESSION_HOME = tempfile.mkdtemp(prefix="vrag-test-home-")
@@ -28,13 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-os.environ.setdefault("VRAG_MILVUS_LITE_PORT", str(_free_port()))
+os.environ.setdefault("VRAG_MILVUS_LITE_PORT", str(free_port()))
 
 
 @pytest.fixture(scope="session", autouse=True)

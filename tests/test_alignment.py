@@ -12,6 +12,7 @@ from difflib import SequenceMatcher
 
 import fiftyone as fo
 import pytest
+from fiftyone import ViewField as F
 from support.synth import Scene, make_narrated_video, solid_image, speech_seconds
 
 from plugin.retrieval import transcript_index
@@ -231,4 +232,10 @@ def test_search_maps_each_segment_to_the_frames_that_carry_it(imported, key):
     spans = [(s["segment_id"], s["video_id"], s["start"], s["end"]) for s in segments]
     assert segment_frame_ids(dataset, spans) == {
         h.segment_id: h.frame_ids for h in hits
+    }
+    # A view: the same rule (on all the video's frames), its own frames only
+    view = dataset.match(F("timestamp") < 15)
+    in_view = set(view.values("id"))
+    assert segment_frame_ids(view, spans) == {
+        h.segment_id: [i for i in h.frame_ids if i in in_view] for h in hits
     }

@@ -3,8 +3,6 @@
 import json
 
 import pytest
-
-from plugin.settings import Settings
 from PIL import Image
 
 from plugin.answer import client as C
@@ -22,6 +20,7 @@ from plugin.answer.prompt import (
 )
 from plugin.retrieval.hits import Frame, FrameHit, TextHit
 from plugin.retrieval.hybrid import fuse
+from plugin.settings import Settings
 
 
 def _frames(tmp_path, n, size=(1280, 720)):

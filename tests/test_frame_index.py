@@ -22,7 +22,8 @@ from support.tiny_models import (
     make_tiny_open_clip_checkpoint,
 )
 
-from plugin.milvus import MilvusUnreachableError, resolve_milvus
+from plugin.milvus import MilvusUnreachableError
+from plugin.settings import Settings
 from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import (
     IndexConfigError,
@@ -192,7 +193,9 @@ def test_bad_inputs_fail_clearly(frames_dataset, tiny_clip, local_store):
     with pytest.raises(ValueError, match="consistency"):
         _build(frames_dataset, tiny_clip, local_store, consistency_level="Weak")
     with pytest.raises(MilvusUnreachableError, match="127.0.0.1:9"):
-        _build(frames_dataset, tiny_clip, resolve_milvus("http://127.0.0.1:9"))
+        _build(
+            frames_dataset, tiny_clip, Settings.load(milvus_uri="http://127.0.0.1:9")
+        )
     assert not [k for k in frames_dataset.list_brain_runs() if k.startswith("k")]
 
 
@@ -243,8 +246,8 @@ sys.path.insert(0, "tests")
 from support.tiny_models import register_tiny_open_clip
 register_tiny_open_clip(sys.argv[3])
 import fiftyone as fo
-from plugin.milvus import resolve_milvus, use_for_brain
-use_for_brain(resolve_milvus("local"))
+from plugin.runtime import prepare_process
+prepare_process()  # what the plugin's register() does in the App server
 dataset = fo.load_dataset(sys.argv[1])
 view = dataset.sort_by_similarity("a horse", k=5, brain_key=sys.argv[2])
 print(len(view))

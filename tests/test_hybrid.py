@@ -13,6 +13,7 @@ import pytest
 from support.tiny_models import make_tiny_open_clip_checkpoint
 
 from plugin.demo import SAMPLE_VIDEO
+from plugin.errors import IndexNotFoundError
 from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import build_frame_index, delete_frame_index
 from plugin.retrieval.frame_search import search_frames
@@ -151,7 +152,9 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
         assert all(h.frame_hit is not None and not h.text_hits for h in fused)
     finally:
         delete_frame_index(dataset, key, settings=local_store)
-    with pytest.raises(ValueError, match="neither a frame index 'frame_sim' nor"):
+    with pytest.raises(
+        IndexNotFoundError, match="neither a frame index 'frame_sim' nor"
+    ):
         hybrid_search(dataset, "a horse", settings=local_store)
     with pytest.raises(ValueError, match="empty"):
         hybrid_search(dataset, "   ", settings=local_store)

@@ -19,6 +19,7 @@ from plugin.milvus import (
     MilvusUnreachableError,
     resolve_milvus,
 )
+from plugin.process import free_port
 
 DIM = 8
 
@@ -139,7 +140,7 @@ def test_unreachable_uri_fails_fast_naming_the_uri():
 
 
 def test_stale_pid_file_is_detected_and_restarted(tmp_path):
-    server = LocalMilvusServer(root=tmp_path / "store", port=_free_port())
+    server = LocalMilvusServer(root=tmp_path / "store", port=free_port())
     server.root.mkdir(parents=True)
     # A pid that is certainly dead, on a port nobody listens on.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -170,7 +171,7 @@ def test_port_in_use_is_handled(tmp_path):
 
 
 def test_concurrent_starts_share_one_server(tmp_path):
-    root, port = tmp_path / "store3", _free_port()
+    root, port = tmp_path / "store3", free_port()
     code = (
         "import sys; from plugin.milvus import LocalMilvusServer;"
         f"print(LocalMilvusServer(root={str(root)!r}, port={port}).ensure_running())"
@@ -188,12 +189,6 @@ def test_concurrent_starts_share_one_server(tmp_path):
         assert server.status()["running"]
     finally:
         server.stop()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_idle_client_survives_keepalive_pings(local_store):

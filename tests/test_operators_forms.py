@@ -8,6 +8,7 @@ choice (``resolve_execution_options``).
 import asyncio
 import os
 import uuid
+from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators.types as types
@@ -75,6 +76,17 @@ def _options(plugin, name, dataset, params):
     )
     assert hasattr(options, "to_dict"), getattr(options, "error", options)
     return options
+
+
+def test_every_operator_of_fiftyone_yml_is_registered_under_its_name(
+    plugin_loaded,
+):
+    import fiftyone.operators as foo
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).parents[1] / "fiftyone.yml").read_text())
+    for name in manifest["operators"]:
+        assert foo.get_operator(f"{plugin_loaded}/{name}").name == name
 
 
 @pytest.mark.parametrize("name", INDEX_OPERATORS)

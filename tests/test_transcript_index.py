@@ -17,16 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fiftyone as fo
 import pytest
-
-from plugin.settings import Settings
 from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionContext, Executor
 from support.synth import Scene, make_narrated_video, solid_image
 
 from operators.transcripts import IndexTranscripts, SearchTranscript
 from plugin.demo import SAMPLE_VIDEO
-from plugin.errors import EmbeddingEndpointError, UnknownModelError
-from plugin.milvus import MilvusUnreachableError, resolve_milvus
+from plugin.errors import EmbeddingEndpointError, IndexNotFoundError, UnknownModelError
+from plugin.milvus import MilvusUnreachableError
 from plugin.models import text as text_models
 from plugin.models.text import load_text_embedder
 from plugin.retrieval.frame_index import IndexConfigError
@@ -38,6 +36,7 @@ from plugin.retrieval.transcript_index import (
     sync_transcript_index,
     transcript_index_info,
 )
+from plugin.settings import Settings
 from plugin.video.importer import import_videos
 from plugin.video.transcripts import (
     load_transcript_segments,
@@ -106,7 +105,9 @@ def test_search_finds_the_scene_with_its_span_and_frame(sample, any_store):
             384,
             "cosine",
         )
-        assert info["milvus_kind"] == any_store.milvus().kind and info["num_segments"] == 5
+        assert (
+            info["milvus_kind"] == any_store.milvus().kind and info["num_segments"] == 5
+        )
         client = any_store.milvus().client()
         assert client.has_collection(info["collection_name"])
         for query, scene in SCENE_QUERIES:
@@ -152,14 +153,16 @@ def test_sync_embeds_only_new_segments_and_drops_deleted_ones(
         assert embedded == new_texts  # only the new video's segments
         after = _vectors(client, name)
         assert {k: after[k] for k in before} == before  # not recomputed
-        hit = search_transcript(dataset, "a tractor on a farm", k=1, settings=any_store)[
-            0
-        ]
+        hit = search_transcript(
+            dataset, "a tractor on a farm", k=1, settings=any_store
+        )[0]
         assert hit.video_id == new_video and "tractor" in hit.text.lower()
 
         dataset.delete_samples(dataset.match(F("video_id") == new_video))
         # Gone from search at once (filtered), from Milvus at the next sync
-        found = search_transcript(dataset, "a tractor on a farm", k=7, settings=any_store)
+        found = search_transcript(
+            dataset, "a tractor on a farm", k=7, settings=any_store
+        )
         assert found and new_video not in {h.video_id for h in found}
         assert sync_transcript_index(dataset, settings=any_store)["removed"] == 2
         assert _vectors(client, name) == before
@@ -235,7 +238,7 @@ def test_bad_inputs_fail_clearly(sample, local_store):
     dataset = sample[0]
     with pytest.raises(UnknownModelError, match=r"Choices: minilm, openai:<model>"):
         build_transcript_index(dataset, text_model="word2vec", settings=local_store)
-    with pytest.raises(ValueError, match="no transcript index"):
+    with pytest.raises(IndexNotFoundError, match="no transcript index"):
         search_transcript(dataset, "a horse", settings=local_store)
     with pytest.raises(MilvusUnreachableError, match="127.0.0.1:9"):
         build_transcript_index(
@@ -297,7 +300,11 @@ def test_operators_flag_bad_input_and_search_sets_the_view(sample, local_store):
         assert bad.properties["query"].invalid and bad.properties["k"].invalid
         ctx = _ctx(
             dataset,
-            {"query": "a boat on the sea", "k": 2, "milvus_uri": local_store.milvus().uri},
+            {
+                "query": "a boat on the sea",
+                "k": 2,
+                "milvus_uri": local_store.milvus().uri,
+            },
         )
         rows = SearchTranscript().execute(ctx)["hits"]
         assert rows[0]["text"] == segments[2]["text"]

@@ -19,11 +19,11 @@ from collections import defaultdict
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
 from plugin.inputs import require_int, validate_query
 from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.models.text import canonical_name, load_text_embedder
 from plugin.progress import report
 from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
-from plugin.settings import Settings
 from plugin.retrieval.hits import Frame, TextHit, read_frames
-from plugin.models.text import canonical_name, load_text_embedder
+from plugin.settings import Settings
 from plugin.video.alignment import segment_frame_ids
 from plugin.video.transcripts import load_transcript_segments, load_video_records
 
@@ -236,7 +236,9 @@ def _live_segments(dataset, require):
     removed it or a user deleted its frames in the App.
     """
     if require and len(dataset) == 0:
-        raise InvalidInputError(f"Dataset {dataset.name!r} is empty: import videos first")
+        raise InvalidInputError(
+            f"Dataset {dataset.name!r} is empty: import videos first"
+        )
     live = _video_ids(dataset)
     segments = [
         s
