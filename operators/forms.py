@@ -18,6 +18,7 @@ import fiftyone.operators.types as types
 
 from plugin.errors import VideoRagError
 from plugin.inputs import require_int, validate_query
+from plugin.milvus import LOCAL
 from plugin.settings import Settings
 
 MILVUS_URI = "milvus_uri"  # the form field naming the Milvus store
@@ -75,8 +76,9 @@ def milvus_input(ctx, inputs):
         description="Empty: the VRAG_MILVUS_URI secret, else the managed local "
         "store. Or a .db file, http(s)://host:port, a Zilliz URI",
     )
-    if ctx.params.get(MILVUS_URI):
-        # start_local=False: checks the URI's form only, starts nothing
+    uri = (ctx.params.get(MILVUS_URI) or "").strip()
+    if uri and uri != LOCAL:
+        # The URI's form only: nothing is contacted or started
         flag(prop, lambda: settings_from(ctx).milvus(start_local=False))
     return prop
 

@@ -16,13 +16,11 @@ import logging
 import fiftyone.brain as fob
 
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
-from plugin.milvus import use_for_brain
+from plugin.models.image_text import load_image_text_model as load_model
+from plugin.models.image_text import resolve_image_text_model as resolve_model
 from plugin.progress import report
 from plugin.runtime import prepare_process
 from plugin.settings import Settings
-from plugin.models.image_text import load_image_text_model as load_model
-from plugin.models.image_text import register_zoo_models
-from plugin.models.image_text import resolve_image_text_model as resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +154,6 @@ def build_frame_index(
     if replaced is not None:
         delete_frame_index(dataset, brain_key, settings, keep_embeddings=True)
     report(progress, 0.8, f"Writing vectors to Milvus ({connection.kind})")
-    use_for_brain(connection)
     index = fob.compute_similarity(
         samples,
         backend="milvus",
@@ -182,9 +179,29 @@ def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None):
             f"Existing: {', '.join(dataset.list_brain_runs()) or 'none'}"
         )
     connection = Settings.coerce(settings).milvus()
-    use_for_brain(connection)
-    register_zoo_models()  # brain re-creates the index's model by zoo name
-    return dataset.load_brain_results(brain_key, **connection.credentials())
+    index = _cached_index(dataset, brain_key, connection)
+    if index is None:
+        index = dataset.load_brain_results(brain_key, **connection.credentials())
+    if index.collection is None:
+        raise IndexNotFoundError(
+            f"The collection {index.config.collection_name!r} of index "
+            f"{brain_key!r} is not in Milvus at {connection.display_uri}. Point "
+            "the workbench at the store the index was built on (VRAG_MILVUS_URI "
+            "or the form's Milvus field), or rebuild the index."
+        )
+    return index
+
+
+def _cached_index(dataset, brain_key, connection):
+    """FiftyOne caches loaded brain results per dataset and ignores the
+    credentials of later loads: reuse the cached index only when it points at
+    ``connection``'s store, else drop it so it is loaded against that store."""
+    cache = dataset._brain_cache  # FiftyOne's own results cache (private)
+    index = cache.get(brain_key)
+    if index is not None and getattr(index.config, "uri", None) != connection.uri:
+        cache.pop(brain_key, None)
+        return None
+    return index
 
 
 def sync_frame_index(
