@@ -37,6 +37,7 @@ from fiftyone.brain.internal.core.milvus import MilvusSimilarityIndex
 from fiftyone.brain.internal.core.sklearn import SklearnSimilarityIndex
 
 from plugin.milvus import LocalMilvusServer, resolve_milvus, use_for_brain
+from plugin.runtime import prepare_process
 from tests.support import milvus_server as real_milvus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,7 @@ def run_phases(dataset, spec, res, save):
     vectors = unit_vectors(spec["size"], spec["seed"])
     queries = unit_vectors(spec["queries"] + 5, spec["seed"] + 1)
     conn = None if spec["backend"] == "sklearn" else resolve_milvus(spec["uri"])
+    prepare_process()  # brain fixes + zoo models, as the plugin's register()
     if conn:
         use_for_brain(conn)  # so brain can reload the index, e.g. to clean up
     save("insert")

