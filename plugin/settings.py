@@ -30,6 +30,7 @@ ENV_NAMES = {
     "vllm_api_key": "VRAG_VLLM_API_KEY",
     "vllm_model": "VRAG_VLLM_MODEL",
     "vllm_timeout": "VRAG_VLLM_TIMEOUT",
+    "vllm_max_images": "VRAG_VLLM_MAX_IMAGES",
     "embeddings_base_url": "VRAG_EMBEDDINGS_BASE_URL",
     "embeddings_api_key": "VRAG_EMBEDDINGS_API_KEY",
     "embeddings_model": "VRAG_EMBEDDINGS_MODEL",
@@ -86,6 +87,7 @@ class Settings:
     vllm_api_key: str | None = _secret()
     vllm_model: str = DEFAULT_VLM
     vllm_timeout: float = DEFAULT_VLLM_TIMEOUT
+    vllm_max_images: int = 4  # images per request: the server's --limit-mm-per-prompt
     embeddings_base_url: str | None = None
     embeddings_api_key: str | None = _secret()
     embeddings_model: str | None = None
@@ -168,6 +170,8 @@ def _typed(values):
         values["milvus_lite_port"] = int(values["milvus_lite_port"])
     if "vllm_timeout" in values:
         values["vllm_timeout"] = float(values["vllm_timeout"])
+    if "vllm_max_images" in values:
+        values["vllm_max_images"] = int(values["vllm_max_images"])
     for name in ("milvus_uri", "vllm_base_url", "embeddings_base_url"):
         if isinstance(values.get(name), str):
             values[name] = values[name].strip()
