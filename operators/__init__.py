@@ -4,6 +4,12 @@ Each module defines operators; list them here to register them.
 """
 
 from .ask import AskQuestion
+from .curation import (
+    ComputeFrameMap,
+    FindDuplicateFrames,
+    RepresentativeFrames,
+    SelectShownFrames,
+)
 from .import_videos import ImportVideos
 from .similarity import IndexFrames, SearchFrames, SyncFrameIndex
 from .store import MilvusStoreStatus
@@ -18,4 +24,8 @@ OPERATORS = [
     IndexTranscripts,
     SearchTranscript,
     AskQuestion,
+    ComputeFrameMap,
+    FindDuplicateFrames,
+    RepresentativeFrames,
+    SelectShownFrames,
 ]

@@ -35,9 +35,9 @@ class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
         inputs.int("k", default=DEFAULT_K, label="Retrieved items (no selection)")
         inputs.int(
             "max_images",
-            default=DEFAULT_MAX_IMAGES,
             label="Images per request",
-            description="At most vLLM's --limit-mm-per-prompt",
+            description="At most vLLM's --limit-mm-per-prompt (empty: the "
+            f"VRAG_VLLM_MAX_IMAGES setting, default {DEFAULT_MAX_IMAGES})",
         )
         inputs.int("long_side", default=DEFAULT_LONG_SIDE, label="Image long side (px)")
         inputs.int(
@@ -58,7 +58,7 @@ class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
             params.get("question"),
             sample_ids=list(ctx.selected or []) or None,
             k=params.get("k") or DEFAULT_K,
-            max_images=params.get("max_images") or DEFAULT_MAX_IMAGES,
+            max_images=params.get("max_images"),
             long_side=params.get("long_side") or DEFAULT_LONG_SIDE,
             max_tokens=params.get("max_tokens") or DEFAULT_MAX_TOKENS,
             answer_field=params.get("answer_field") or None,
@@ -70,9 +70,11 @@ class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
             "answer": answer.text,
             "citations": "\n".join(f"- {c.label}" for c in answer.citations),
             "warnings": "\n".join(answer.warnings),
+            "budget": answer.plan.summary() if answer.plan else "",
         }
 
     def outputs(self, ctx, outputs):
         outputs.str("answer", label="Answer", view=types.MarkdownView())
         outputs.str("citations", label="Citations", view=types.MarkdownView())
         outputs.str("warnings", label="Warnings", view=types.MarkdownView())
+        outputs.str("budget", label="Token budget", view=types.MarkdownView())

@@ -36,6 +36,8 @@ ENV_NAMES = {
     "embeddings_model": "VRAG_EMBEDDINGS_MODEL",
     "whisper_device": "VRAG_WHISPER_DEVICE",
     "whisper_compute_type": "VRAG_WHISPER_COMPUTE_TYPE",
+    "whisper_batch_size": "VRAG_WHISPER_BATCH_SIZE",
+    "whisper_vad": "VRAG_WHISPER_VAD",
 }
 
 #: fields that hold credentials (never shown, logged or stored)
@@ -93,6 +95,8 @@ class Settings:
     embeddings_model: str | None = None
     whisper_device: str = "auto"  # auto | cpu | cuda
     whisper_compute_type: str = "auto"  # auto | int8 | float16 | ...
+    whisper_batch_size: str = "auto"  # auto | 0 (sequential) | N (batched)
+    whisper_vad: str = "auto"  # auto | on | off
 
     def __repr__(self):
         from plugin.errors import scrub

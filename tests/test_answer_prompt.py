@@ -6,7 +6,6 @@ import pytest
 from PIL import Image
 
 from plugin.answer import client as C
-from plugin.answer.ask import attach_images
 from plugin.answer.citations import cited_numbers, invalid_numbers, parse_citations
 from plugin.answer.evidence import Evidence, fused_evidence
 from plugin.answer.images import decode_data_url, downscale, frame_data_url
@@ -15,12 +14,25 @@ from plugin.answer.prompt import (
     build_request,
     count_images,
     format_timestamp,
-    plan_images,
     validate_question,
 )
+from plugin.answer.request import Options, prepare
 from plugin.retrieval.hits import Frame, FrameHit, TextHit
 from plugin.retrieval.hybrid import fuse
 from plugin.settings import Settings
+
+
+def _prepare(evidence, max_images=4, long_side=256):
+    """The request ask() would send to a server that names no context length."""
+    options = Options(max_images, long_side, max_tokens=300)
+    info = C.ServerInfo(models=(), max_model_len={})
+    return prepare("What is shown?", evidence, Settings(), options, info=info)
+
+
+def _user_text(request):
+    return "\n\n".join(
+        part["text"] for part in request["messages"][-1]["content"] if "text" in part
+    )
 
 
 def _frames(tmp_path, n, size=(1280, 720)):
@@ -66,9 +78,9 @@ def test_retrieved_evidence_is_built_from_the_hits_alone():
 
 def test_one_request_carries_all_images_in_order(tmp_path):
     evidence = _frames(tmp_path, 3)
-    urls, warnings = attach_images(evidence, max_images=4, long_side=256)
-    request = build_request("What is shown?", evidence, urls)
-    assert warnings == []
+    prepared = _prepare(evidence)
+    request = prepared.request
+    assert prepared.warnings == []
     assert count_images(request) == 3
     assert request["max_tokens"] == 300 and request["temperature"] == 0
     assert request["model"] == "mistralai/Pixtral-12B-2409"
@@ -78,29 +90,33 @@ def test_one_request_carries_all_images_in_order(tmp_path):
         "precisely and accurately using only the provided information"
         in (system["content"])
     )
-    text = user["content"][0]["text"]
-    assert '[1] video "A talk" at 00:35 (image 1)' in text
-    assert '[3] video "A talk" at 00:45 (image 3)' in text
-    assert text.index("[1]") < text.index("[2]") < text.index("Question: What")
-    assert [p["type"] for p in user["content"]] == ["text"] + ["image_url"] * 3
+    # each label, then its frame; the question last
+    kinds = [p["type"] for p in user["content"]]
+    assert kinds == ["text"] + ["text", "image_url"] * 3 + ["text"]
+    assert user["content"][1]["text"].startswith(
+        '[1] video "A talk" at 00:35 (frame attached)'
+    )
+    assert user["content"][5]["text"].startswith('[3] video "A talk" at 00:45')
+    assert user["content"][-1]["text"].startswith("Question: What is shown?")
+    assert prepared.plan.numbers("image") == [1, 2, 3]
 
 
 def test_image_count_is_capped_and_rest_stay_text(tmp_path):
     evidence = _frames(tmp_path, 6)
-    urls, _ = attach_images(evidence, max_images=4, long_side=128)
-    request = build_request("q", evidence, urls)
-    assert count_images(request) == 4
-    text = request["messages"][1]["content"][0]["text"]
+    prepared = _prepare(evidence, max_images=4, long_side=128)
+    assert count_images(prepared.request) == 4
+    text = _user_text(prepared.request)
     assert "[5] video" in text and "(frame not attached)" in text
-    assert [n for n, _ in urls] == [1, 2, 3, 4]
-    assert plan_images(evidence, 0) == []
+    assert prepared.plan.numbers("image") == [1, 2, 3, 4]
+    assert prepared.plan.numbers("text") == [5, 6]
+    assert any("[5], [6] sent as text only" in w for w in prepared.warnings)
+    assert count_images(_prepare(evidence, max_images=0).request) == 0
 
 
 def test_dropped_image_is_not_sent(tmp_path):
     evidence = _frames(tmp_path, 3)
     evidence[0].attach_image = False
-    urls, _ = attach_images(evidence, max_images=4, long_side=128)
-    assert [n for n, _ in urls] == [2, 3]
+    assert _prepare(evidence).plan.numbers("image") == [2, 3]
 
 
 def test_downscale_long_side(tmp_path):
@@ -118,10 +134,11 @@ def test_downscale_long_side(tmp_path):
 def test_missing_frame_file_becomes_text_with_warning(tmp_path):
     evidence = _frames(tmp_path, 2)
     evidence[0].filepath = str(tmp_path / "gone.jpg")
-    urls, warnings = attach_images(evidence, max_images=4)
-    assert [n for n, _ in urls] == [2]
-    assert len(warnings) == 1 and "missing on disk" in warnings[0]
-    assert "gone.jpg" in warnings[0]
+    prepared = _prepare(evidence)
+    assert prepared.plan.numbers("image") == [2]
+    assert prepared.plan.numbers("text") == [1]
+    missing = [w for w in prepared.warnings if "missing on disk" in w]
+    assert len(missing) == 1 and "gone.jpg" in missing[0]
 
 
 def test_injected_transcript_stays_quoted_data(tmp_path):
@@ -131,8 +148,8 @@ def test_injected_transcript_stays_quoted_data(tmp_path):
     )
     evidence = _frames(tmp_path, 1)
     evidence[0].transcript = attack
-    request = build_request("What animal?", evidence, [])
-    text = request["messages"][1]["content"][0]["text"]
+    request = build_request("What animal?", evidence, {})
+    text = _user_text(request)
     line = next(ln for ln in text.splitlines() if ln.startswith("transcript"))
     quoted = line.split(": ", 1)[1]
     # ONE JSON string literal on one line, which decodes back to the text

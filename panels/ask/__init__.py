@@ -1,17 +1,24 @@
 """The Ask panel: grounded answers about the videos, on the samples grid.
 
 Question box -> evidence preview (selected frames, else hybrid retrieval),
-editable (drop items) -> Ask: the answer streams in (see ``operators.py``)
--> citations as buttons that select and open the cited frame -> the
-dataset's Q&A history. Core logic lives in ``plugin/answer``.
+editable (drop items), with the token plan (tokens per item, which go as
+images, as text, or are dropped, the total against the server's budget) ->
+Ask: the answer streams in (see ``operators.py``) -> citations as buttons
+that select and open the cited frame -> follow-up questions carry the
+conversation ("New conversation" starts over) -> the dataset's Q&A history.
+Core logic lives in ``plugin/answer``.
 """
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from plugin.answer import gather_evidence, require_endpoint
+from plugin.answer.chat import Turn
+from plugin.answer.evidence import renumber
 from plugin.answer.history import clear_history
-from plugin.answer.prompt import DEFAULT_MAX_IMAGES, plan_images, validate_question
+from plugin.answer.images import DEFAULT_LONG_SIDE
+from plugin.answer.prompt import DEFAULT_MAX_TOKENS, validate_question
+from plugin.answer.request import Options, preview
 from plugin.errors import VideoRagError
 from plugin.settings import Settings
 
@@ -49,6 +56,8 @@ class AskPanel(foo.Panel):
                 "error": "",
                 "warnings": [],
                 "citations": [],
+                "incomplete": False,
+                "conversation": [],
                 "setup_message": _setup_message(ctx),
                 "history": S.history_rows(ctx.dataset),
             }
@@ -95,6 +104,10 @@ class AskPanel(foo.Panel):
             self.on_preview(ctx)
             if not ctx.panel.state.evidence:
                 return
+        # numbered as ask() will send them: after the conversation's items
+        items = S.evidence_from_state(ctx.panel.state.evidence)
+        items = renumber(items, start=_next_number(ctx.panel.state.conversation))
+        ctx.panel.state.evidence = S.evidence_to_state(items)
         ctx.panel.state.set({"busy": True, "error": "", "answer": ""})
         ctx.trigger(
             f"{self.plugin_name}/{STREAM_OPERATOR}",
@@ -103,7 +116,7 @@ class AskPanel(foo.Panel):
                 "panel_state": dict(ctx.panel_state),
                 "question": question,
                 "evidence": ctx.panel.state.evidence,
-                "max_images": DEFAULT_MAX_IMAGES,
+                "turns": ctx.panel.state.conversation or [],
             },
         )
 
@@ -121,15 +134,51 @@ class AskPanel(foo.Panel):
         clear_history(ctx.dataset)
         ctx.panel.state.history = []
 
+    def on_new_conversation(self, ctx):
+        """Forgets the earlier turns: the next question starts afresh."""
+        ctx.panel.state.set(
+            {
+                "conversation": [],
+                "answer": "",
+                "citations": [],
+                "warnings": [],
+                "incomplete": False,
+                "error": "",
+            }
+        )
+        items = S.evidence_from_state(ctx.panel.state.evidence)
+        self._set_evidence(ctx, items)
+
     # -- helpers --------------------------------------------------------------
 
     def _set_evidence(self, ctx, items, source=None):
+        turns = [Turn.from_dict(t) for t in ctx.panel.state.conversation or []]
+        items = renumber(items, start=_next_number(ctx.panel.state.conversation))
         ctx.panel.state.evidence = S.evidence_to_state(items)
         if source is not None:
             ctx.panel.state.evidence_source = source if items else ""
+        self._set_plan(ctx, items, turns)
         thumbs = {key: {"img": url} for key, url in S.thumbnails(items).items()}
         if thumbs:
             ctx.panel.data.set(thumbs)
+
+    def _set_plan(self, ctx, items, turns):
+        """The token plan Ask would follow, for the preview."""
+        if not items:
+            ctx.panel.state.set({"plan": None, "plan_summary": ""})
+            return
+        settings = Settings.load(ctx.secrets)
+        options = Options(
+            settings.vllm_max_images, DEFAULT_LONG_SIDE, DEFAULT_MAX_TOKENS
+        )
+        if settings.vllm_base_url:  # else preview assumes the default context
+            settings = require_endpoint(settings)
+        try:
+            plan = preview(ctx.panel.state.question, items, settings, options, turns)
+        except VideoRagError as e:
+            ctx.panel.state.set({"plan": None, "plan_summary": e.message})
+            return
+        ctx.panel.state.set({"plan": plan.to_dict(), "plan_summary": plan.summary()})
 
     def _error(self, ctx, message):
         ctx.panel.state.set({"error": message, "busy": False})
@@ -154,7 +203,11 @@ class AskPanel(foo.Panel):
         if s.error:
             panel.view("error_box", types.Error(label=s.error))
         self._render_evidence(panel, s)
-        panel.md(s.answer or ANSWER_PLACEHOLDER, name="answer")
+        self._render_conversation(panel, s)
+        answer = s.answer or ANSWER_PLACEHOLDER
+        if s.incomplete:
+            answer += "\n\n_(incomplete: the server stopped mid-answer)_"
+        panel.md(answer, name="answer")
         for i, warning in enumerate(s.warnings or []):
             panel.view(f"warning_{i}", types.Warning(label=warning))
         self._render_citations(panel, s.citations or [])
@@ -173,8 +226,8 @@ class AskPanel(foo.Panel):
             )
             return
         panel.md(f"**Evidence** ({source}, {len(items)} items)", name="evidence_title")
-        # The prompt planner decides which frames go as images (the rest as text)
-        sent = {item.n for item in plan_images(items, DEFAULT_MAX_IMAGES)}
+        # The token plan says which frames go as images, as text, or not at all
+        planned = S.plan_rows(s.plan)
         for i, item in enumerate(items):
             row = panel.h_stack(S.thumb_key(i), align_y="center")
             if item.sample_id:
@@ -185,7 +238,7 @@ class AskPanel(foo.Panel):
                     params={"sample_id": item.sample_id},
                     alt_text=f"[{item.n}]",
                 )
-            row.md(S.evidence_caption(item, item.n in sent), name="caption")
+            row.md(S.evidence_caption(item, planned.get(item.n)), name="caption")
             row.btn(
                 "drop",
                 label="Drop",
@@ -193,6 +246,28 @@ class AskPanel(foo.Panel):
                 on_click=self.on_drop,
                 params={"index": i},
             )
+        budget = S.plan_markdown(s.plan, s.plan_summary) or s.plan_summary
+        if budget:
+            panel.md(budget, name="budget")
+
+    def _render_conversation(self, panel, s):
+        turns = list(s.conversation or [])
+        if not turns:
+            return
+        if s.answer and turns[-1].get("answer") == s.answer:
+            turns = turns[:-1]  # the latest answer is shown below
+        text = S.conversation_markdown(turns) or "_The answer below is its first turn._"
+        panel.md(
+            f"**Conversation** ({len(s.conversation)} turns, sent with the next "
+            "question)  \n\n" + text,
+            name="conversation_md",
+        )
+        panel.btn(
+            "new_conversation",
+            label="New conversation",
+            icon="restart_alt",
+            on_click=self.on_new_conversation,
+        )
 
     def _render_citations(self, panel, citations):
         if not citations:
@@ -215,6 +290,12 @@ class AskPanel(foo.Panel):
             panel.btn(
                 "clear_history", label="Clear history", on_click=self.on_clear_history
             )
+
+
+def _next_number(conversation):
+    """The first evidence number after the conversation's turns."""
+    numbers = [e.get("n", 0) for t in conversation or [] for e in t.get("evidence", [])]
+    return max(numbers, default=0) + 1
 
 
 def _arg(ctx, name, default=None):

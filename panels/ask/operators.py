@@ -4,8 +4,12 @@ FiftyOne streams a GENERATOR operator's yielded messages to the App as they
 are produced (``execute_as_generator=True``). The panel's Ask button triggers
 this operator with the panel's id; each yielded ``patch_panel_state`` message
 updates the panel's ``answer`` text while vLLM generates it. At the end it
-patches the final state (citations, history, warnings or the error) and asks
-the panel to re-render (its ``on_answer_ready`` method).
+patches the final state (citations, the token plan, the conversation's
+turns, history, warnings or the error) and asks the panel to re-render (its
+``on_answer_ready`` method). The question is asked in the panel's
+conversation: the earlier turns travel in the params and come back with the
+new one. If vLLM stops mid-answer, the partial answer stays, marked
+incomplete, with the error.
 """
 
 import time
@@ -13,7 +17,7 @@ import time
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from plugin.answer import ask
+from plugin.answer import Conversation
 from plugin.errors import VideoRagError
 from plugin.settings import Settings
 
@@ -37,6 +41,7 @@ class AskStream(foo.Operator):
         inputs.str("question")
         inputs.list("evidence", types.Object())
         inputs.obj("panel_state", default={})
+        inputs.list("turns", types.Object())
         inputs.int("max_images")
         inputs.int("long_side")
         inputs.int("max_tokens")
@@ -55,12 +60,23 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
         state.update(values)
         return ctx.ops.patch_panel_state(values, panel_id=panel_id)
 
-    yield patch({"busy": True, "answer": "", "error": "", "citations": []})
+    yield patch(
+        {"busy": True, "answer": "", "error": "", "citations": [], "incomplete": False}
+    )
+    chat = Conversation.from_dict(
+        ctx.dataset, {"turns": ctx.params.get("turns")}, Settings.load(ctx.secrets)
+    )
     try:
-        final = yield from _generate(ctx, patch, clock)
+        final = yield from _generate(ctx, chat, patch, clock)
     except VideoRagError as e:  # shown in the panel, never a traceback
-        final = {"error": e.message, "answer": ""}
-    final.update(busy=False, history=history_rows(ctx.dataset))
+        partial = getattr(e, "answer", None)  # an interrupted stream's text
+        final = _answer_state(partial) if partial else {"answer": ""}
+        final["error"] = e.message
+    final.update(
+        busy=False,
+        history=history_rows(ctx.dataset),
+        conversation=chat.to_dict()["turns"],
+    )
     yield patch(final)
     yield ctx.trigger(
         f"{plugin_name}/{PANEL_NAME}",
@@ -68,29 +84,32 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
     )
 
 
-def _generate(ctx, patch, clock):
+def _generate(ctx, chat, patch, clock):
     params = ctx.params
     kwargs = {
         k: params[k]
         for k in ("max_images", "long_side", "max_tokens")
         if params.get(k) is not None
     }
-    stream = ask(
-        ctx.dataset,
+    stream = chat.ask(
         params.get("question"),
         evidence=evidence_from_state(params.get("evidence")),
-        settings=Settings.load(ctx.secrets),
         stream=True,
         **kwargs,
     )
+    yield patch({"plan": stream.plan.to_dict(), "plan_summary": stream.plan.summary()})
     last = clock()
     for _ in stream:
         if clock() - last >= STREAM_EVERY_S:
             last = clock()
             yield patch({"answer": stream.text_so_far()})
-    answer = stream.answer
+    return _answer_state(stream.answer)
+
+
+def _answer_state(answer):
     return {
         "answer": answer.text,
+        "incomplete": answer.incomplete,
         "citations": [c.to_dict() | {"label": c.label} for c in answer.citations],
         "warnings": answer.warnings,
         "usage": answer.usage,

@@ -1,8 +1,10 @@
-"""The Ask panel's state: evidence <-> state dicts, thumbnails, history rows.
+"""The Ask panel's state: evidence <-> state dicts, thumbnails, the token
+plan's notes, the conversation, history rows.
 
-The panel state holds only small JSON (evidence metadata, answer text,
-citations, history rows); thumbnails go to panel data (sent to the App, not
-back). Nothing here holds a setting or secret.
+The panel state holds only small JSON (evidence metadata, the token plan,
+the conversation's turns, answer text, citations, history rows); thumbnails
+go to panel data (sent to the App, not back). Nothing here holds a setting
+or secret.
 """
 
 from plugin.answer import history
@@ -39,13 +41,15 @@ def thumbnails(items):
     return thumbs
 
 
-def evidence_caption(item, sent=True):
-    """``**[2]** talk.mp4 @ 00:35 — "transcript…"`` for the preview."""
+def evidence_caption(item, planned=None):
+    """``**[2]** talk.mp4 @ 00:35 · image 768x432, 1,373 tokens`` and the
+    transcript, for the preview. ``planned``: the item's row of the token
+    plan (``mode``, ``text_tokens``, ``image_tokens``, ``size``, ``reason``)."""
     parts = [f"**[{item.n}]** {item.video_label} @ {format_timestamp(item.timestamp)}"]
+    if planned:
+        parts[0] += " · " + plan_note(planned)
     if item.sample_id and not item.has_image_file:
         parts.append("⚠ frame file missing on disk (text only)")
-    elif not sent:
-        parts.append("(text only)")
     if item.transcript:
         text = (
             item.transcript
@@ -54,6 +58,48 @@ def evidence_caption(item, sent=True):
         )
         parts.append(f"> {text}")
     return "  \n".join(parts)
+
+
+def plan_note(planned):
+    """How the plan sends an item, and its tokens."""
+    mode, text = planned.get("mode"), planned.get("text_tokens", 0)
+    if mode == "image":
+        w, h = planned.get("size") or (0, 0)
+        image = planned.get("image_tokens", 0)
+        return f"image {w}x{h}, {text + image:,} tokens ({image:,} image)"
+    if mode == "text":
+        why = planned.get("reason") or ""
+        return f"text only, {text:,} tokens" + (f" ({why})" if why else "")
+    return f"dropped ({text:,} tokens do not fit)"
+
+
+def plan_rows(plan):
+    """``{n: row}`` of a plan dict's current items."""
+    rows = (plan or {}).get("items") or []
+    return {row["n"]: row for row in rows if not row.get("earlier")}
+
+
+def plan_markdown(plan, summary):
+    """The preview's budget line: total against the budget, image fill."""
+    if not plan:
+        return ""
+    fill = plan.get("image_fill", 0) * 100
+    return (
+        f"**Token budget** — {summary} Images use {fill:.0f} % of the room "
+        f"left to them ({plan.get('image_budget', 0):,} tokens); text counted "
+        f"with {plan.get('counter', '?')}."
+    )
+
+
+def conversation_markdown(turns):
+    """The earlier turns of the panel's conversation."""
+    lines = []
+    for i, turn in enumerate(turns or [], 1):
+        answer = turn.get("answer") or ""
+        answer = answer if len(answer) < 300 else answer[:297] + "…"
+        mark = " _(incomplete)_" if turn.get("incomplete") else ""
+        lines.append(f"**{i}. Q:** {turn.get('question', '')}  \n**A:** {answer}{mark}")
+    return "\n\n".join(lines)
 
 
 def history_rows(dataset, limit=HISTORY_SHOWN):

@@ -3,11 +3,14 @@
 from plugin.answer import ask
 answer = ask(dataset, "What animal is shown?", sample_ids=[...])
 print(answer.text, [c.label for c in answer.citations])
+print(answer.plan.summary())   # tokens per item, images / text / dropped
 
 stream = ask(dataset, "What animal is shown?", stream=True)
 for chunk in stream:
     print(chunk, end="")
 answer = stream.answer
+
+Follow-up questions that carry the conversation: :mod:`plugin.answer.chat`.
 """
 
 import dataclasses
@@ -19,14 +22,9 @@ from plugin.answer import client as C
 from plugin.answer import history
 from plugin.answer.citations import invalid_numbers, parse_citations
 from plugin.answer.evidence import frames_evidence, fused_evidence, renumber
-from plugin.answer.images import DEFAULT_LONG_SIDE, frame_data_url
-from plugin.answer.prompt import (
-    DEFAULT_MAX_IMAGES,
-    DEFAULT_MAX_TOKENS,
-    build_request,
-    plan_images,
-    validate_question,
-)
+from plugin.answer.images import DEFAULT_LONG_SIDE
+from plugin.answer.prompt import DEFAULT_MAX_TOKENS, validate_question
+from plugin.answer.request import Options, prepare
 from plugin.errors import AnswerError, IndexNotFoundError, InvalidInputError
 
 DEFAULT_K = 6  # retrieved evidence items when nothing is selected
@@ -42,6 +40,10 @@ class Answer:
     model: str
     warnings: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    plan: object = None  # the plan.Plan the request followed
+    incomplete: bool = False  # the server stopped mid-answer
+    finish_reason: str | None = None  # stop | length (cut at max_tokens)
+    timings: dict = dataclasses.field(default_factory=dict)  # s per step
 
     def to_dict(self):
         return {
@@ -53,6 +55,10 @@ class Answer:
             "model": self.model,
             "warnings": self.warnings,
             "seconds": self.seconds,
+            "plan": self.plan.to_dict() if self.plan else None,
+            "incomplete": self.incomplete,
+            "finish_reason": self.finish_reason,
+            "timings": self.timings,
         }
 
 
@@ -112,44 +118,31 @@ def _no_index(reason):
     )
 
 
-def attach_images(evidence, max_images=DEFAULT_MAX_IMAGES, long_side=DEFAULT_LONG_SIDE):
-    """``([(n, data_url), ...], warnings)`` for the frames to send.
-
-    A frame whose file is missing or unreadable is sent as text only (its
-    metadata and transcript), with a warning.
-    """
-    warnings = []
-    for item in evidence:
-        if item.attach_image and item.sample_id and not item.has_image_file:
-            warnings.append(
-                f"[{item.n}] frame file missing on disk: {item.filepath} "
-                "(sent as text only)"
-            )
-    urls = []
-    for item in plan_images(evidence, max_images):
-        try:
-            url, _ = frame_data_url(item.filepath, long_side)
-        except OSError as e:
-            warnings.append(f"[{item.n}] frame unreadable: {e} (sent as text only)")
-            continue
-        urls.append((item.n, url))
-    return urls, warnings
-
-
 class AnswerStream:
-    """Iterate to get the answer's text chunks; then ``.answer`` is set."""
+    """Iterate to get the answer's text chunks; then ``.answer`` is set.
 
-    def __init__(self, chunks, finish):
+    If the server stops mid-answer, iterating raises ``AnswerError``
+    (``kind="interrupted"``) and ``.answer`` (also the error's ``.answer``)
+    holds the partial text, ``incomplete=True``.
+    """
+
+    def __init__(self, chunks, finish, plan=None):
         self._chunks = chunks
         self._finish = finish
         self._parts = []
+        self.plan = plan
         self.answer = None
 
     def __iter__(self):
-        for chunk in self._chunks:
-            self._parts.append(chunk)
-            yield chunk
-        self.answer = self._finish("".join(self._parts))
+        try:
+            for chunk in self._chunks:
+                self._parts.append(chunk)
+                yield chunk
+        except AnswerError as e:
+            if e.kind == "interrupted":
+                self.answer = e.answer = self._finish(self.text_so_far(), True)
+            raise
+        self.answer = self._finish(self.text_so_far(), False)
 
     def text_so_far(self):
         return "".join(self._parts)
@@ -161,7 +154,7 @@ def ask(
     sample_ids=None,
     evidence=None,
     k=DEFAULT_K,
-    max_images=DEFAULT_MAX_IMAGES,
+    max_images=None,
     long_side=DEFAULT_LONG_SIDE,
     stream=False,
     answer_field=None,
@@ -169,8 +162,17 @@ def ask(
     save_history=True,
     brain_key=None,
     settings=None,
+    turns=(),
+    max_model_len=None,
+    on_answer=None,
+    extra_body=None,
 ):
     """Answers ``question`` from frames and transcripts with ONE chat call.
+
+    The request is planned to fit the server (:mod:`plugin.answer.budget`):
+    most relevant evidence first, frames as images up to ``max_images`` and
+    as large as fit up to ``long_side``, the rest as text or dropped; the
+    answer's ``plan`` and ``warnings`` say what went how.
 
     Args:
         dataset: the frames dataset
@@ -179,8 +181,10 @@ def ask(
         evidence (None): ready :class:`Evidence` items (e.g. edited in the
             panel); wins over ``sample_ids``
         k (6): retrieved items when nothing is selected
-        max_images (4): frames sent as images (vLLM's --limit-mm-per-prompt)
-        long_side (768): frames are downscaled to this long side (px)
+        max_images (None): frames sent as images (the setting
+            ``VRAG_VLLM_MAX_IMAGES``: vLLM's --limit-mm-per-prompt)
+        long_side (768): the largest long side of a frame sent (px); the
+            plan may send them smaller
         stream (False): return an :class:`AnswerStream` instead
         answer_field (None): also write the answer text to this field of
             the evidence frames
@@ -188,13 +192,23 @@ def ask(
         save_history (True): keep the Q&A in the dataset's history
         brain_key (None): the frame index for retrieval
         settings (None): a :class:`~plugin.settings.Settings`: the vLLM
-            endpoint, key, model and timeout, and the Milvus store
+            endpoint, key, model, timeout and image limit, and the Milvus store
+        turns (()): earlier turns of a conversation (see
+            :class:`plugin.answer.chat.Conversation`); their questions and
+            answers are sent first, the new evidence is numbered after theirs
+        max_model_len (None): the context to plan for (default: the server's)
+        on_answer (None): called with the :class:`Answer` once it is done
+            (also an incomplete one)
+        extra_body (None): extra request fields for the server, e.g. vLLM's
+            sampling parameters (``{"seed": 1}``, ``{"structured_outputs":
+            {"regex": ...}}``)
 
     Returns:
         an :class:`Answer`, or an :class:`AnswerStream` if ``stream``
 
     Raises:
-        AnswerError: with a message for the user
+        AnswerError: with a message for the user; ``interrupted`` (the server
+        stopped mid-answer) carries the partial answer as ``.answer``
     """
     try:
         question = validate_question(question)
@@ -202,50 +216,77 @@ def ask(
         kind = "empty_question" if not (question or "").strip() else "bad_question"
         raise AnswerError(kind, e.message) from None
     settings = C.require_endpoint(settings)
+    started = time.perf_counter()
     if evidence is None:
         evidence = gather_evidence(
             dataset, question, sample_ids, k, brain_key=brain_key, settings=settings
         )
-    evidence = renumber(list(evidence))
+    timings = {"evidence": time.perf_counter() - started}
+    evidence = renumber(list(evidence), start=_next_number(turns))
     if not evidence:
         raise AnswerError(
             "no_evidence", "There is no evidence to send: select or retrieve frames."
         )
-    urls, warnings = attach_images(evidence, max_images, long_side)
-    request = build_request(question, evidence, urls, settings.vllm_model, max_tokens)
-    started = time.monotonic()
+    if max_images is None:
+        max_images = settings.vllm_max_images
+    options = Options(max_images, long_side, max_tokens, max_model_len)
+    prepared = prepare(question, evidence, settings, options, turns)
+    if extra_body:
+        prepared.request["extra_body"] = dict(extra_body)
+    timings.update(prepared.timings)
+    meta = {}
+    sent_at = time.perf_counter()
 
-    def finish(text, usage):
-        answer = _make_answer(question, text, evidence, usage, settings, warnings)
-        answer.seconds = time.monotonic() - started
-        _save(dataset, answer, answer_field, save_history, settings)
+    def finish(text, incomplete):
+        answer = _make_answer(question, text, prepared, meta, settings)
+        answer.incomplete = incomplete
+        answer.seconds = time.perf_counter() - sent_at
+        answer.timings = dict(timings, server=answer.seconds)
+        if "first_chunk" in meta:
+            answer.timings["first_chunk"] = meta["first_chunk"] - sent_at
+        field = None if incomplete else answer_field  # never a partial answer
+        _save(dataset, answer, field, save_history, settings)
+        if on_answer is not None:
+            on_answer(answer)
         return answer
 
+    chunks = C.stream(settings, prepared.request, meta)
+    answer_stream = AnswerStream(chunks, finish, prepared.plan)
     if stream:
-        usage = {}
-        return AnswerStream(
-            C.stream(settings, request, usage), lambda text: finish(text, usage)
-        )
-    text, usage = C.complete(settings, request)
-    return finish(text, usage)
+        return answer_stream
+    for _ in answer_stream:
+        pass
+    return answer_stream.answer
 
 
-def _make_answer(question, text, evidence, usage, settings, warnings):
-    warnings = list(warnings)
-    bad = invalid_numbers(text, evidence)
+def _next_number(turns):
+    numbers = [item.n for turn in turns for item in turn.evidence]
+    return max(numbers, default=0) + 1
+
+
+def _make_answer(question, text, prepared, meta, settings):
+    warnings = list(prepared.warnings)
+    known = [e for turn in prepared.turns for e in turn.evidence] + prepared.evidence
+    bad = invalid_numbers(text, known)
     if bad:
         warnings.append(
             "The answer cites evidence that does not exist: "
             + ", ".join(f"[{n}]" for n in bad)
         )
+    if meta.get("finish_reason") == "length":
+        warnings.append(
+            f"The answer was cut at max_tokens ({prepared.request['max_tokens']})."
+        )
     return Answer(
         question=question,
         text=text,
-        citations=parse_citations(text, evidence),
-        evidence=evidence,
-        usage=usage,
+        citations=parse_citations(text, known),
+        evidence=prepared.evidence,
+        usage=dict(meta.get("usage") or {}),
         model=settings.vllm_model,
         warnings=warnings,
+        plan=prepared.plan,
+        finish_reason=meta.get("finish_reason"),
     )
 
 

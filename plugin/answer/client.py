@@ -131,7 +131,8 @@ def require_model(settings, info):
 def stream(settings, request, meta=None):
     """ONE streaming chat completion: yields text chunks as they arrive.
 
-    ``meta`` (a dict), if given, receives ``usage`` and ``finish_reason``.
+    ``meta`` (a dict), if given, receives ``usage``, ``finish_reason`` and
+    ``first_chunk`` (``time.perf_counter()`` when the first chunk came).
 
     Raises:
         AnswerError: ``interrupted`` when the server stops mid-answer (the
@@ -147,6 +148,8 @@ def stream(settings, request, meta=None):
             **request, stream=True, stream_options={"include_usage": True}
         )
         for chunk in chunks:
+            if not started:
+                meta["first_chunk"] = time.perf_counter()
             started = True
             if chunk.usage is not None:
                 meta["usage"] = _usage(chunk.usage)

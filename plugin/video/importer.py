@@ -1,142 +1,70 @@
 """Import videos into a FiftyOne dataset of frame samples with transcripts.
 
 One sample per sampled frame; the transcript segments go once per video to
-the store described in :mod:`plugin.video.transcripts`. Each video is handled
-on its own: a bad one gets a message in the report and the others go on.
-Idempotent: a video is keyed by its content hash (``video_id``); a complete
-video is skipped, a changed file replaces its old frames only once its new
-ones are stored, and a video interrupted half-way is redone from scratch.
+the store described in :mod:`plugin.video.transcripts`, and each video
+becomes a video sample of the companion video dataset
+(:mod:`plugin.video.videos`), linked to its frames both ways. Each video is
+handled on its own: a bad one gets a message in the report and the others go
+on. Idempotent: a video is keyed by its content hash (``video_id``); a
+complete video is skipped, a changed file replaces its old version only once
+its new one is stored (the record names the versions it replaces, so a run
+killed before they are gone finishes the job next time), and a video
+interrupted half-way is redone from scratch. Several processes may import
+into the same dataset at once: a per-video claim (:mod:`plugin.video.claims`)
+keeps each video imported once.
 """
 
-import glob
-import hashlib
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from plugin.errors import VideoRagError, VideoReadError
 from plugin.settings import workbench_home
-from plugin.video import alignment
+from plugin.video import alignment, claims, videos
 from plugin.video import transcripts as store
+from plugin.video.inputs import (  # noqa: F401 (the importer's public names)
+    VIDEO_EXTENSIONS,
+    ImportReport,
+    VideoResult,
+    find_videos,
+    video_content_id,
+)
 from plugin.video.options import ImportOptions
+from plugin.video.playable import ensure_playable
 from plugin.video.sampling import (
-    VideoReadError,
     fixed_rate_times,
     probe_video,
     sample_frames,
+    stream_end_time,
 )
-from plugin.video.transcribe import is_silent, load_audio, transcribe_audio
+from plugin.video.transcribe import (
+    SAMPLE_RATE,
+    is_silent,
+    load_audio,
+    transcribe_audio,
+)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_DATASET = "video-frames"
 GROUPED_VIEW = "frames_by_video"  # saved view: frames grouped by video
-
-
-@dataclass
-class VideoResult:
-    """What happened to one input path."""
-
-    path: str
-    status: str  # imported | reimported | unchanged | failed
-    message: str = ""
-    video_id: str | None = None
-    num_frames: int = 0
-    num_segments: int = 0
-    transcript_status: str | None = None
-    seconds: dict = field(default_factory=dict)  # per stage
-
-
-@dataclass
-class ImportReport:
-    dataset_name: str
-    videos: list[VideoResult] = field(default_factory=list)
-
-    @property
-    def failed(self):
-        return [v for v in self.videos if v.status == "failed"]
-
-    def to_dict(self):
-        return {
-            "dataset_name": self.dataset_name,
-            "videos": [asdict(v) for v in self.videos],
-        }
-
-    def summary_lines(self):
-        lines = [f"Dataset {self.dataset_name!r}:"]
-        for v in self.videos:
-            detail = f"{v.num_frames} frames, {v.num_segments} transcript lines"
-            note = f" - {v.message}" if v.message else ""
-            lines.append(f"  [{v.status}] {v.path}: {detail}{note}")
-        return lines
-
-
-def find_videos(paths):
-    """Expands files, directories (recursively) and globs into video files.
-
-    Returns ``(videos, problems)``: the video paths, and a VideoResult of
-    status ``failed`` for each input that gives no video.
-    """
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    videos, problems = [], []
-    for raw in paths:
-        found, message = _expand_one(str(raw).strip())
-        videos.extend(p for p in found if p not in videos)
-        if message:
-            problems.append(
-                VideoResult(path=str(raw), status="failed", message=message)
-            )
-    return videos, problems
-
-
-def _expand_one(raw):
-    path = Path(raw).expanduser()
-    if path.is_dir():
-        found = sorted(
-            p.resolve()
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-        )
-        return (
-            found,
-            None
-            if found
-            else f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in the directory",
-        )
-    if path.is_file():
-        return [path.resolve()], None
-    if glob.has_magic(raw):
-        found = sorted(Path(p).resolve() for p in glob.glob(str(path), recursive=True))
-        found = [p for p in found if p.is_file()]
-        return found, None if found else "the pattern matches no files"
-    return [], "path not found"
-
-
-def video_content_id(path):
-    """A stable id of the video's bytes (BLAKE2b, 16 bytes, hex)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(
-            f, lambda: hashlib.blake2b(digest_size=16)
-        ).hexdigest()
+_TIME_SLACK_S = 0.5  # frames this far past the container's end: it lied
+_AUDIO_SLACK_S = 2.0  # audio this much longer than the video is reported
 
 
 def get_or_create_dataset(dataset=None):
-    """``dataset`` itself, or the (persistent) dataset with that name, created if new."""
+    """``dataset`` itself, or the (persistent) frames dataset with that name,
+    created if new (safe when several processes create it at once)."""
     if isinstance(dataset, fo.Dataset):
         return dataset
-    name = dataset or DEFAULT_DATASET
-    if fo.dataset_exists(name):
-        return fo.load_dataset(name)
-    new = fo.Dataset(name)
-    new.persistent = True
-    return new
+    return videos.get_or_create(dataset or DEFAULT_DATASET, "image")
 
 
 def import_videos(paths, dataset=None, options=None, progress=None, **option_values):
-    """Imports videos as frame samples with aligned transcripts.
+    """Imports videos as frame samples with aligned transcripts, and each
+    video as a video sample of the companion video dataset
+    (:mod:`plugin.video.videos`).
 
     Args:
         paths: a path, or a list of files, directories and glob patterns
@@ -156,14 +84,14 @@ def import_videos(paths, dataset=None, options=None, progress=None, **option_val
         options = ImportOptions.from_dict({**options.to_dict(), **option_values})
     options.validate()
     dataset = get_or_create_dataset(dataset)
-    videos, problems = find_videos(paths)
+    found, problems = find_videos(paths)
     report = ImportReport(dataset.name, videos=list(problems))
-    for n, video_path in enumerate(videos):
+    for n, video_path in enumerate(found):
         if progress:
-            progress(n / len(videos), f"Video {n + 1}/{len(videos)}: {video_path.name}")
+            progress(n / len(found), f"Video {n + 1}/{len(found)}: {video_path.name}")
         report.videos.append(_import_one_safely(dataset, video_path, options))
     if progress:
-        progress(1.0, f"Imported {len(videos)} video(s)")
+        progress(1.0, f"Imported {len(found)} video(s)")
     _save_grouped_view(dataset)
     return report
 
@@ -171,8 +99,8 @@ def import_videos(paths, dataset=None, options=None, progress=None, **option_val
 def _import_one_safely(dataset, video_path, options):
     try:
         return _import_one(dataset, video_path, options)
-    except VideoReadError as e:
-        return VideoResult(path=str(video_path), status="failed", message=str(e))
+    except VideoRagError as e:
+        return VideoResult(path=str(video_path), status="failed", message=e.message)
     except Exception as e:  # one bad video must not stop the others
         message = f"unexpected error: {type(e).__name__}: {e}"
         return VideoResult(path=str(video_path), status="failed", message=message)
@@ -181,39 +109,54 @@ def _import_one_safely(dataset, video_path, options):
 def _import_one(dataset, video_path, options):
     info = probe_video(video_path)
     video_id = video_content_id(video_path)
+    with claims.claim_video(dataset, video_id) as waited:
+        result = _import_claimed(dataset, video_path, info, video_id, options)
+    if waited and result.status == "unchanged" and not result.message:
+        result.message = "imported by another process meanwhile"
+    return result
+
+
+def _import_claimed(dataset, video_path, info, video_id, options):
     result = VideoResult(path=str(video_path), status="imported", video_id=video_id)
     done = store.load_video_record(dataset, video_id)
     if _is_complete(dataset, done):
-        result.status, result.num_frames = "unchanged", done["num_frames"]
-        result.num_segments, result.transcript_status = (
-            len(done["segments"]),
-            done["status"],
-        )
-        if done["video_path"] != str(video_path):
-            result.message = f"same content already imported from {done['video_path']}"
-        return result
-    _delete_video(
-        dataset, video_id, keep_frames=True
-    )  # leftovers of an interrupted run
+        return _unchanged(dataset, video_path, info, done, result)
+    _delete_video(dataset, video_id, keep_frames=True)  # an interrupted run's
     frames_dir = _frames_dir(dataset, options) / video_id
     frames, timings = _write_frames(video_path, frames_dir, options)
     result.seconds.update(timings)
     if not frames:
         raise VideoReadError("no frames could be decoded (corrupt or truncated video)")
-    result.message = _truncation_note(info, frames, options)
-    segments, status, language, result.seconds["transcription"] = _transcript(
+    claims.refresh(dataset, video_id)
+    segments, status, language, result.seconds["transcription"], audio_s = _transcript(
         video_path, info, options
     )
+    duration, notes = _stream_duration(info, frames, audio_s, options)
     started = time.perf_counter()
-    _add_samples(dataset, info, video_id, frames, segments, status, options)
-    replaced = _old_versions(dataset, str(video_path), video_id)
-    store.save_video_record(
-        dataset,
-        _record(video_path, video_id, frames, segments, status, language, options),
+    frame_ids = _add_samples(
+        dataset, info, duration, video_id, frames, segments, status, options
     )
-    for old_id in replaced:  # only now that the new version is stored
-        _delete_video(dataset, old_id)
+    playback = ensure_playable(info, frames_dir)
+    notes += [playback.note] if playback.mode == "unplayable" else []
+    video = {
+        "video_id": video_id,
+        "video_path": str(video_path),
+        "info": info,
+        "duration": duration,
+        "segments": segments,
+        "transcript_status": status,
+        "playback": playback,
+        "frame_ids": frame_ids,
+    }
+    videos.save_video_sample(dataset, video)
+    # "replaces" is written with the record, before the old versions go: a
+    # run killed in between finishes their removal next time (_unchanged)
+    record = _record(video_path, video_id, frames, segments, status, language, options)
+    record.update(duration=duration, replaces=_old_versions(dataset, video))
+    store.save_video_record(dataset, record)
+    replaced = _finish_replacements(dataset, record)
     result.seconds["writing"] += time.perf_counter() - started
+    result.message = "; ".join(n for n in notes if n)
     result.status = "reimported" if replaced else "imported"
     result.num_frames, result.num_segments, result.transcript_status = (
         len(frames),
@@ -223,11 +166,39 @@ def _import_one(dataset, video_path, options):
     return result
 
 
+def _unchanged(dataset, video_path, info, record, result):
+    """A complete video: finish what an interrupted run left (old versions,
+    a missing video sample) and report it unchanged."""
+    result.status, result.num_frames = "unchanged", record["num_frames"]
+    result.num_segments = len(record["segments"])
+    result.transcript_status = record["status"]
+    notes = []
+    if record["video_path"] != str(video_path):
+        notes.append(f"same content already imported from {record['video_path']}")
+    leftover = _finish_replacements(
+        dataset,
+        record,
+        _old_versions(
+            dataset,
+            {"video_id": record["video_id"], "video_path": record["video_path"]},
+        ),
+    )
+    if leftover:
+        notes.append(
+            f"removed {len(leftover)} earlier version(s) left by an interrupted run"
+        )
+    if not videos.video_samples(dataset, [record["video_id"]]):
+        _add_video_sample(dataset, info, record)
+        notes.append("added its video sample")
+    result.message = "; ".join(notes)
+    return result
+
+
 def _is_complete(dataset, record):
     if not record or not record.get("complete"):
         return False
-    count = dataset.match(F("video_id") == record["video_id"]).count()
-    return count == record["num_frames"]
+    sampled = (F("video_id") == record["video_id"]) & (F("dense") != True)  # noqa: E712
+    return dataset.match(sampled).count() == record["num_frames"]
 
 
 def _frames_dir(dataset, options):
@@ -260,6 +231,31 @@ def _write_frames(video_path, frames_dir, options):
     return frames, {"sampling": sampling, "writing": writing}
 
 
+def _stream_duration(info, frames, audio_s, options):
+    """``(duration, notes)``: the video's real length and what to warn about.
+
+    The container's duration is not trusted alone: sampling ran until the
+    decoded stream ended, so frames past it mean the container lied; then the
+    stream's own end is the duration, and the audio's length is reported
+    beside it as a cross-check.
+    """
+    last = frames[-1][0].timestamp
+    notes = [_truncation_note(info, frames, options)]
+    duration = info.duration
+    if last > info.duration + _TIME_SLACK_S:
+        duration = max(last, stream_end_time(info.path) or last)
+        audio = f", the audio {audio_s:.1f} s" if audio_s else ""
+        notes.append(
+            f"the container says {info.duration:.1f} s but the video stream runs to"
+            f" {duration:.1f} s{audio}: sampled the whole stream"
+        )
+    elif audio_s and audio_s > duration + _AUDIO_SLACK_S:
+        notes.append(
+            f"the audio ({audio_s:.1f} s) runs past the video ({duration:.1f} s)"
+        )
+    return duration, notes
+
+
 def _truncation_note(info, frames, options):
     if options.scene_threshold is not None or options.dedup_distance is not None:
         return ""
@@ -274,63 +270,66 @@ def _truncation_note(info, frames, options):
 
 
 def _transcript(video_path, info, options):
-    """Returns ``(segments, status, language, seconds)``."""
+    """Returns ``(segments, status, language, seconds, audio seconds)``."""
     started = time.perf_counter()
     if not options.transcribe:
-        return [], "off", None, 0.0
+        return [], "off", None, 0.0, None
     if not info.has_audio:
-        return [], "no_audio", None, 0.0
+        return [], "no_audio", None, 0.0, None
+    audio_s = None
     try:
         audio = load_audio(video_path)
+        audio_s = len(audio) / SAMPLE_RATE
         if is_silent(audio):
-            return [], "silent", None, time.perf_counter() - started
+            return [], "silent", None, time.perf_counter() - started, audio_s
         transcript = transcribe_audio(
             audio, options.backend, options.model, options.language_code
         )
     except Exception as e:  # frames are still worth keeping
-        return (
-            [],
-            f"failed: {type(e).__name__}: {e}",
-            None,
-            time.perf_counter() - started,
-        )
+        status = f"failed: {type(e).__name__}: {e}"
+        return [], status, None, time.perf_counter() - started, audio_s
     segments = [
         {"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments
     ]
     status = "ok" if segments else "no_speech"
-    return segments, status, transcript.language, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return segments, status, transcript.language, seconds, audio_s
 
 
-def _add_samples(dataset, info, video_id, frames, segments, status, options):
+def _add_samples(dataset, info, duration, video_id, frames, segments, status, options):
+    """Adds the frame samples; returns their ids (in time order)."""
     times = [frame.timestamp for frame, _ in frames]
-    texts = alignment.frame_texts(
-        times, segments, info.duration, options.transcript_window
-    )
-    samples = []
-    for (frame, jpeg_path), text in zip(frames, texts, strict=True):
-        samples.append(
-            fo.Sample(
-                filepath=str(jpeg_path),
-                metadata=fo.ImageMetadata(
-                    width=frame.image.width,
-                    height=frame.image.height,
-                    size_bytes=jpeg_path.stat().st_size,
-                    mime_type="image/jpeg",
-                ),
-                video_path=info.path,
-                video_id=video_id,
-                frame_index=frame.index,
-                timestamp=frame.timestamp,
-                transcript=text,
-                transcript_status=status,
-                video_title=info.title,
-                video_duration=info.duration,
-                video_frame_rate=info.frame_rate,
-                video_width=info.width,
-                video_height=info.height,
-            )
+    texts = alignment.frame_texts(times, segments, duration, options.transcript_window)
+    samples = [
+        fo.Sample(
+            filepath=str(jpeg_path),
+            metadata=fo.ImageMetadata(
+                width=frame.image.width,
+                height=frame.image.height,
+                size_bytes=jpeg_path.stat().st_size,
+                mime_type="image/jpeg",
+            ),
+            video_path=info.path,
+            video_id=video_id,
+            frame_index=frame.index,
+            timestamp=frame.timestamp,
+            transcript=text,
+            transcript_status=status,
+            video_title=info.title,
+            video_duration=duration,
+            video_frame_rate=info.frame_rate,
+            video_width=info.width,
+            video_height=info.height,
         )
-    dataset.add_samples(samples, progress=False)
+        for (frame, jpeg_path), text in zip(frames, texts, strict=True)
+    ]
+    try:
+        return dataset.add_samples(samples, progress=False)
+    except ValueError as e:  # "Cannot set media type": filled by another process
+        if "media type" not in str(e):
+            raise
+        dataset.reload()
+        return dataset.add_samples(samples, progress=False)
 
 
 def _record(video_path, video_id, frames, segments, status, language, options):
@@ -349,16 +348,60 @@ def _record(video_path, video_id, frames, segments, status, language, options):
     }
 
 
-def _old_versions(dataset, video_path, video_id):
+def _add_video_sample(dataset, info, record):
+    """The video sample of a video imported before video samples existed."""
+    frame_ids, timestamps = dataset.match(F("video_id") == record["video_id"]).values(
+        ["id", "timestamp"]
+    )
+    ordered = [i for _, i in sorted(zip(timestamps, frame_ids))]
+    duration = record.get("duration") or info.duration
+    video = {
+        "video_id": record["video_id"],
+        "video_path": record["video_path"],
+        "info": info,
+        "duration": duration,
+        "segments": record["segments"],
+        "transcript_status": record["status"],
+        "playback": ensure_playable(info, record["frames_dir"]),
+        "frame_ids": ordered,
+    }
+    videos.save_video_sample(dataset, video)
+
+
+def _old_versions(dataset, video):
     """video_ids of earlier contents of the same file (changed since)."""
-    view = dataset.match((F("video_path") == video_path) & (F("video_id") != video_id))
+    view = dataset.match(
+        (F("video_path") == video["video_path"]) & (F("video_id") != video["video_id"])
+    )
     return sorted(set(view.distinct("video_id")))
 
 
+def _finish_replacements(dataset, record, found=()):
+    """Deletes the old versions ``record`` replaces (and ``found`` ones),
+    then clears the intent; returns their ids."""
+    replaced = sorted(set(record.get("replaces") or []) | set(found))
+    for old_id in replaced:
+        _delete_video(dataset, old_id)
+    if record.get("replaces"):
+        store.save_video_record(dataset, {**record, "replaces": []})
+    return replaced
+
+
+def delete_video(dataset, video_id):
+    """Deletes an imported video: its frame samples, its video sample, its
+    transcript record and its files (frames, playable copy).
+
+    Index rows go with the next sync (``sync_frame_index``,
+    ``sync_transcript_index``), which drops what is no longer in the dataset.
+    """
+    _delete_video(dataset._root_dataset, video_id)
+
+
 def _delete_video(dataset, video_id, keep_frames=False):
-    """Removes a video's samples, record and (unless kept) frame files."""
+    """Removes a video's samples, video sample, record and (unless kept) files."""
     record = store.load_video_record(dataset, video_id)
     dataset.delete_samples(dataset.match(F("video_id") == video_id))
+    videos.delete_video_sample(dataset, video_id)
     store.delete_video_record(dataset, video_id)
     if record and not keep_frames and record.get("frames_dir"):
         shutil.rmtree(record["frames_dir"], ignore_errors=True)
@@ -367,4 +410,7 @@ def _delete_video(dataset, video_id, keep_frames=False):
 def _save_grouped_view(dataset):
     if dataset.count() and not dataset.has_saved_view(GROUPED_VIEW):
         view = dataset.group_by("video_id", order_by="frame_index")
-        dataset.save_view(GROUPED_VIEW, view, description="Frames grouped by video")
+        try:
+            dataset.save_view(GROUPED_VIEW, view, description="Frames grouped by video")
+        except ValueError:  # saved by another process meanwhile
+            dataset.reload()

@@ -5,8 +5,13 @@ keyframe before ``t`` and decode forward to the first frame whose time is at
 or after ``t``; the frame's own presentation time is what we report. Scene
 sampling probes the video at a higher rate the same way and keeps a frame
 when its perceptual hash differs from the previous probe's.
+
+Sampling runs until the decoded stream ends, not until the container's
+stated duration: a container can lie (``mvhd``/``mdhd`` saying 2.5 s for a
+25-s stream), so the times go on past it until a seek finds no more frames.
 """
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,10 @@ class VideoInfo:
     height: int
     has_audio: bool
     title: str
+    codec: str = ""  # the video stream's codec, e.g. "h264"
+    pixel_format: str = ""  # e.g. "yuv420p"
+    container_format: str = ""  # FFmpeg's demuxer names, e.g. "mov,mp4,m4a,..."
+    size_bytes: int = 0
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -80,6 +89,10 @@ def _info_from_container(path, container):
         height=stream.codec_context.height,
         has_audio=bool(container.streams.audio),
         title=title,
+        codec=stream.codec_context.name or "",
+        pixel_format=stream.codec_context.pix_fmt or "",
+        container_format=container.format.name or "",
+        size_bytes=path.stat().st_size,
     )
 
 
@@ -99,6 +112,40 @@ def fixed_rate_times(duration, fps, max_frames=None):
     if max_frames:
         count = min(count, int(max_frames))
     return [k / fps for k in range(count)]
+
+
+def open_ended_times(fps, max_frames=None):
+    """``k / fps`` for ``k = 0, 1, ...`` (at most ``max_frames``): the
+    sampler stops where the decoded stream ends."""
+    if fps <= 0:
+        raise InvalidInputError(f"fps must be positive, got {fps}")
+    count = itertools.count() if not max_frames else range(int(max_frames))
+    return (k / fps for k in count)
+
+
+def stream_end_time(path):
+    """Where the decoded video stream really ends (the last frame's time plus
+    one frame), found by seeking to the end and decoding the last GOP; None
+    if nothing decodes. The container's stated duration can be wrong."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 0)
+        container.seek(2**62, stream=stream)  # lands on the last keyframe
+        last = None
+        try:
+            for frame in container.decode(stream):
+                last = frame.time if frame.time is not None else last
+        except av.FFmpegError:
+            pass  # a broken tail: what decoded is where it ends
+    if last is None:
+        return None
+    return last + (1.0 / rate if rate else 0.0)
+
+
+def frames_at(path, times, long_side=None):
+    """Yields ``(time, image)``: the first frame at or after each of ``times``
+    (ascending), by seeking; stops where the stream ends."""
+    yield from _decode_at(path, times, long_side)
 
 
 def sample_frames(
@@ -124,9 +171,9 @@ def sample_frames(
             far from the previous probe's (the first frame is always kept)
         scene_probe_fps (1.0): the probing rate of scene sampling
     """
-    info = probe_video(path)
+    probe_video(path)  # a clear error for an unreadable file
     probe_fps = scene_probe_fps if scene_threshold is not None else fps
-    times = fixed_rate_times(info.duration, probe_fps)
+    times = open_ended_times(probe_fps)
     kept, last_kept_hash, previous_hash, last_kept_time = 0, None, None, 0.0
     for timestamp, image in _decode_at(path, times, long_side):
         if max_frames and kept >= max_frames:

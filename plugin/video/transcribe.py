@@ -5,6 +5,8 @@ from, how they load) live in the registry :mod:`plugin.models.speech`.
 
 Timestamps (seconds from the start of the audio) are kept; segments are
 Whisper's words regrouped into sentences (see :func:`split_into_sentences`).
+How faster-whisper decodes (sequential or batched, VAD) is chosen per device
+by :func:`plugin.models.speech.whisper_decoding`.
 """
 
 from dataclasses import dataclass, field
@@ -14,8 +16,10 @@ import numpy as np
 from plugin.models.speech import (
     DEFAULT_SPEECH_BACKEND,
     DEFAULT_SPEECH_MODEL,
+    batched_pipeline,
     load_speech_model,
     resolve_speech_model,
+    whisper_decoding,
     whisper_device,
 )
 from plugin.settings import Settings
@@ -72,9 +76,7 @@ def transcribe_audio(
     spec = resolve_speech_model(backend, model, settings)
     whisper_model = load_speech_model(spec, settings)
     if backend == "faster-whisper":
-        segments, info = whisper_model.transcribe(
-            audio, language=language or None, beam_size=5, word_timestamps=True
-        )
+        segments, info = _faster_whisper(whisper_model, audio, language, settings)
         words = [(w.start, w.end, w.word) for s in segments for w in s.words or []]
         return Transcript(info.language, split_into_sentences(words))
     fp16 = whisper_device(settings)[1] == "float16"
@@ -87,6 +89,36 @@ def transcribe_audio(
         for w in s.get("words", [])
     ]
     return Transcript(result.get("language"), split_into_sentences(words))
+
+
+def _faster_whisper(whisper_model, audio, language, settings):
+    """Runs faster-whisper as :func:`whisper_decoding` says: sequential, or
+    the batched pipeline (cut by VAD, or into fixed 30-s clips without it)."""
+    decoding = whisper_decoding(settings)
+    kwargs = {
+        "language": language or None,
+        "beam_size": decoding.beam_size,
+        "word_timestamps": True,
+    }
+    if not decoding.batch_size:
+        return whisper_model.transcribe(audio, vad_filter=decoding.vad, **kwargs)
+    clips = None if decoding.vad else fixed_clips(len(audio) / SAMPLE_RATE)
+    return batched_pipeline(whisper_model).transcribe(
+        audio,
+        batch_size=decoding.batch_size,
+        vad_filter=decoding.vad,
+        clip_timestamps=clips,
+        **kwargs,
+    )
+
+
+def fixed_clips(duration, length=30.0):
+    """``[{"start", "end"}]`` (seconds) cutting ``duration`` into windows of
+    ``length`` s: how the batched pipeline cuts audio when VAD is off."""
+    starts = np.arange(0.0, max(duration, 1e-3), length)
+    return [
+        {"start": float(t), "end": float(min(t + length, duration))} for t in starts
+    ]
 
 
 def split_into_sentences(words, max_pause=PAUSE_SPLIT_S):

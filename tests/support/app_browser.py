@@ -233,16 +233,18 @@ def step(name, browser):
 
 
 class BackgroundVLLM:
-    """The REAL vLLM CPU test server (``support.vllm_server.VLLMServer``),
-    started in a thread: it takes minutes on 2 cores, so the suite drives the
-    App while it loads. Its port and API key are fixed before it starts, so
-    the App server can be launched with :meth:`env` pointing at it.
+    """The REAL vLLM CPU test server (``support.vllm_server.VLLMServer``: the
+    tiny Pixtral), started in a thread: 20-30 s on 2 quiet cores, minutes on a
+    busy machine, so the suite runs other tests while it loads. Its port and
+    API key are fixed before it starts, so the App server can be launched
+    with :meth:`env` pointing at it.
     """
 
-    def __init__(self):
+    def __init__(self, **server_options):
         from support.vllm_server import VLLMServer
 
-        self.server = VLLMServer(port=free_port())
+        # server_options: VLLMServer fields, e.g. max_model_len=4096
+        self.server = VLLMServer(port=free_port(), **server_options)
         self.error = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -252,6 +254,7 @@ class BackgroundVLLM:
             "VRAG_VLLM_BASE_URL": self.server.base_url,
             "VRAG_VLLM_API_KEY": self.server.api_key,
             "VRAG_VLLM_MODEL": self.server.model_name,
+            "VRAG_VLLM_MAX_IMAGES": str(self.server.max_images),
         }
 
     def start(self):
