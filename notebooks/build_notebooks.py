@@ -68,12 +68,15 @@ CONNECT = """\
 import fiftyone as fo
 import fiftyone.brain as fob
 
-from plugin.milvus import resolve_milvus, use_for_brain
-from plugin.models.image_text import load_model_or_offline, register_zoo_models
+from plugin.models.image_text import load_model_or_offline
+from plugin.runtime import prepare_process
+from plugin.settings import Settings
 
-register_zoo_models()  # our offline model (and AltCLIP wrapper) by zoo name
-connection = resolve_milvus()  # VRAG_MILVUS_URI, else the managed local store
-use_for_brain(connection)  # brain reloads of our indexes reach the same store
+settings = Settings.load()  # VRAG_* from the environment (plugin secrets in the App)
+# Brain fixes, our zoo models by name, and brain pointed at the same store:
+# what the plugin's register() does in the App server.
+prepare_process(settings)
+connection = settings.milvus()  # VRAG_MILVUS_URI, else the managed local store
 collections = connection.client().list_collections()
 print(f"Milvus: {connection.kind} store at {connection.display_uri} "
       f"({len(collections)} collections)")
@@ -260,7 +263,7 @@ clip_sim = build_frame_index(
     model=spec,
     brain_key="clip_sim",
     metric="cosine",
-    milvus=connection,
+    settings=settings,
     overwrite=True,
     batch_size=64,
 )
@@ -301,7 +304,7 @@ def labels_of(ids):
 
 
 def search(query, brain_key, k=TOP_K):
-    hits = search_frames(dataset, query, k=k, brain_key=brain_key, milvus=connection)
+    hits = search_frames(dataset, query, k=k, brain_key=brain_key, settings=settings)
     labels = labels_of([h.sample_id for h in hits])
     counts = Counter(labels)
     mix = ", ".join(f"{label} {n}" for label, n in counts.most_common())
@@ -414,7 +417,7 @@ if alt_spec.name == "altclip":
         dataset,
         model=alt_spec,
         brain_key="altclip_sim",
-        milvus=connection,
+        settings=settings,
         overwrite=True,
     )
     print(f"altclip_sim built in {time.time() - t0:.1f} s")
@@ -463,6 +466,40 @@ for label in sorted(set(point_labels)):
 ax.legend(markerscale=3, fontsize=8, loc="best")
 ax.set_title(f"CIFAR-10 test, {spec.name} embeddings ({VIZ_METHOD})")
 plt.show()"""
+    ),
+    md(
+        """\
+## 7b. The same map in the App, and near-duplicates (plugin.curation)
+
+`plugin.curation` does this for any frame index in one call, and the App's
+operators **Video RAG: map frames** and **find near-duplicate frames** do it
+from the App (see `docs/curation.md`). The map (brain key `clip_sim_map`) is
+drawn from the index's own vectors (`clip_sim_embedding`), with UMAP when
+`umap-learn` is installed. In the App's **Embeddings** panel pick
+`clip_sim_map`, color by `ground_truth.label`, switch to **Select** and lasso
+a cluster: the grid shows those images, and the operator **select the frames
+shown (for Ask)** hands them to the Ask panel. After `sync_frame_index`,
+running it again places the new images on the same map.
+
+Near-duplicates are sets of images closer than a cosine distance; the saved
+view `near_duplicates` shows them one set per group, the image kept first."""
+    ),
+    code(
+        """\
+from plugin.curation.duplicates import duplicate_sets, find_duplicates
+from plugin.curation.frame_map import compute_frame_map
+
+t0 = time.time()
+frame_map = compute_frame_map(dataset, "clip_sim", method=VIZ_METHOD)
+print(f"{frame_map['map_key']}: {frame_map['frames']} points ({frame_map['method']}, "
+      f"{time.time() - t0:.1f} s); pick it in the App's Embeddings panel")
+found = find_duplicates(dataset, "clip_sim", threshold=0.02)
+print(f"{found['sets']} near-duplicate sets (cosine distance < {found['threshold']}), "
+      f"{found['extras']} extras; saved view {found['view']!r}")
+for ids in list(duplicate_sets(dataset).values())[:3]:
+    print("  a set:", [by_id[i] for i in ids])
+emit("CURATION", {"map": frame_map["map_key"], "points": frame_map["frames"],
+                  "sets": found["sets"]})"""
     ),
     md(
         """\
@@ -604,12 +641,12 @@ emit("MODEL", {"requested": MODEL, "used": spec.name, "offline": spec.offline})
 
 t0 = time.time()
 frame_index = build_frame_index(
-    dataset, model=spec, brain_key="frame_sim", milvus=connection, overwrite=True
+    dataset, model=spec, brain_key="frame_sim", settings=settings, overwrite=True
 )
 print(f"{frame_index.total_index_size} frames indexed with {spec.name} "
       f"({time.time() - t0:.1f} s)")
 t0 = time.time()
-info = build_transcript_index(dataset, milvus=connection, overwrite=True)
+info = build_transcript_index(dataset, settings=settings, overwrite=True)
 print(f"{info['num_segments']} transcript segments indexed with {info['text_model']} "
       f"in {info['collection_name']!r} ({time.time() - t0:.1f} s)")"""
     ),
@@ -636,7 +673,7 @@ def show_frames(title, frame_hits):
 
 
 transcripts = dict(zip(*dataset.values(["id", "transcript"])))
-frame_hits = search_frames(dataset, FRAME_QUERY, k=K, brain_key="frame_sim", milvus=connection)
+frame_hits = search_frames(dataset, FRAME_QUERY, k=K, brain_key="frame_sim", settings=settings)
 for hit in frame_hits:
     print(f"#{hit.rank + 1} t={hit.timestamp:5.1f}s score={hit.score:.3f}  "
           f"{transcripts.get(hit.sample_id)!r}")
@@ -650,7 +687,7 @@ show_frames(f"frames for {FRAME_QUERY!r}", frame_hits)"""
     md("What was said (transcript segments, with their time span):"),
     code(
         """\
-text_hits = search_transcript(dataset, TRANSCRIPT_QUERY, k=K, milvus=connection)
+text_hits = search_transcript(dataset, TRANSCRIPT_QUERY, k=K, settings=settings)
 for hit in text_hits:
     print(f"#{hit.rank + 1} {hit.start:5.1f}-{hit.end:5.1f}s score={hit.score:.3f}  {hit.text!r}")
 emit("RESULTS", {
@@ -666,7 +703,7 @@ fusion) into one list of frames, each with the evidence that put it there."""
     ),
     code(
         """\
-fused = hybrid_search(dataset, HYBRID_QUERY, k=K, brain_key="frame_sim", milvus=connection)
+fused = hybrid_search(dataset, HYBRID_QUERY, k=K, brain_key="frame_sim", settings=settings)
 timestamps = dict(zip(*dataset.values(["id", "timestamp"])))
 rows = []
 for rank, hit in enumerate(fused, start=1):
@@ -693,15 +730,15 @@ evidence and the request that would be sent instead, and how to start vLLM."""
     ),
     code(
         """\
-from plugin.answer import AnswerError, ask, gather_evidence, resolve_settings
-from plugin.answer.ask import attach_images
-from plugin.answer.client import HOW_TO_START
-from plugin.answer.prompt import build_request, count_images
+from plugin.answer import AnswerError, ask, gather_evidence, require_endpoint
+from plugin.answer.client import HOW_TO_START, ServerInfo
+from plugin.answer.prompt import count_images
+from plugin.answer.request import Options, prepare
 
 answer, problem = None, None
 try:
-    resolve_settings()  # raises AnswerError("no_endpoint") when none is set
-    answer = ask(dataset, QUESTION, milvus=connection, brain_key="frame_sim")
+    require_endpoint(settings)  # raises AnswerError("no_endpoint") when none is set
+    answer = ask(dataset, QUESTION, settings=settings, brain_key="frame_sim")
 except AnswerError as e:
     problem = e
     first_line = e.message.split(". ")[0] if e.kind == "no_endpoint" else e.message
@@ -716,16 +753,19 @@ if answer is not None:
     emit("ANSWER", {"question": QUESTION, "text": answer.text,
                     "evidence": len(answer.evidence), "model": answer.model})
 else:
-    evidence = gather_evidence(dataset, QUESTION, milvus=connection, brain_key="frame_sim")
-    urls, warnings = attach_images(evidence)
-    request = build_request(QUESTION, evidence, urls)
+    evidence = gather_evidence(dataset, QUESTION, settings=settings, brain_key="frame_sim")
+    # The request ask() would send, planned for Pixtral's defaults (no server to ask)
+    prepared = prepare(QUESTION, evidence, settings, Options(4, 768, 300),
+                       info=ServerInfo((), {}))
+    request = prepared.request
     print(f"\\nEvidence that would be sent for {QUESTION!r}:")
     for item in evidence:
         when = f"t={item.timestamp:5.1f}s" if item.timestamp is not None else ""
         print(f"  [{item.n}] {item.video_label} {when} {item.transcript!r}")
     print(f"\\nThe request: model {request['model']}, {count_images(request)} image(s), "
-          f"max_tokens {request['max_tokens']}. Its text part:\\n")
-    print(request["messages"][1]["content"][0]["text"])
+          f"max_tokens {request['max_tokens']}. Its text parts:\\n")
+    parts = request["messages"][-1]["content"]
+    print("\\n".join(p["text"] for p in parts if p.get("type") == "text"))
     if problem is not None and problem.kind == "no_endpoint":
         print("\\n" + HOW_TO_START)
     emit("EVIDENCE", {
@@ -754,6 +794,68 @@ from the App."""
         """\
 print(f"Dataset {dataset.name!r}: {len(dataset)} frames, brain runs {dataset.list_brain_runs()}, "
       f"saved views {dataset.list_saved_views()}")"""
+    ),
+    md(
+        """\
+## 7. Curate the frames: a map, near-duplicates, a storyboard
+
+`plugin.curation` (and its App operators, see `docs/curation.md`):
+
+- **the frame map**: the frame index's vectors in 2-D (UMAP when
+  `umap-learn` is installed) as the brain run `frame_sim_map`. In the App's
+  **Embeddings** panel, pick it, color by `video_title`, switch to
+  **Select** and lasso points: the grid follows, and **Video RAG: select the
+  frames shown (for Ask)** makes them the Ask panel's evidence
+- **near-duplicates**: frames closer than a cosine distance, within and
+  across videos (the sample video's five scenes all differ: no sets);
+  `delete_extras` deletes all but the first of each set and syncs every index
+- **a storyboard**: the k frames that best stand for each video (one per
+  k-means cluster of its frames), the evidence for "what is this video about"."""
+    ),
+    code(
+        """\
+from plugin.curation.duplicates import find_duplicates
+from plugin.curation.frame_map import compute_frame_map
+from plugin.curation.storyboard import build_storyboard, storyboard_ids
+
+t0 = time.time()
+frame_map = compute_frame_map(dataset, "frame_sim")
+print(f"{frame_map['map_key']}: {frame_map['frames']} frames on a {frame_map['method']} map "
+      f"({time.time() - t0:.1f} s)")
+found = find_duplicates(dataset, "frame_sim")
+print(f"{found['sets']} near-duplicate sets, {found['extras']} extra frames")
+build_storyboard(dataset, "frame_sim", k=3)
+board = storyboard_ids(dataset)
+evidence = gather_evidence(dataset, "What is this video about?", sample_ids=board)
+print(f"Storyboard ({len(board)} frames), the evidence for 'What is this video about?':")
+for item in evidence:
+    print(f"  [{item.n}] t={item.timestamp:5.1f}s {item.transcript!r}")
+emit("CURATION", {"map": frame_map["map_key"], "method": frame_map["method"],
+                  "sets": found["sets"], "storyboard": len(board)})"""
+    ),
+    md(
+        """\
+The transcript index's segments are not samples, so the Embeddings panel
+cannot show them; their vectors are in Milvus, and a plot takes a few lines:"""
+    ),
+    code(
+        """\
+import numpy as np
+from sklearn.decomposition import PCA
+
+from plugin.retrieval.transcript_index import transcript_index_info
+
+info = transcript_index_info(dataset)
+rows = connection.client().query(
+    info["collection_name"], filter="start >= 0", output_fields=["vector", "start", "text"]
+)
+xy = PCA(2).fit_transform(np.array([row["vector"] for row in rows]))
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.scatter(xy[:, 0], xy[:, 1], s=20)
+for (x, y), row in zip(xy, rows):
+    ax.annotate(f"{row['start']:.0f}s {row['text'][:28]}", (x, y), fontsize=7)
+ax.set_title(f"{len(rows)} transcript segments ({info['text_model']}, PCA)")
+plt.show()"""
     ),
 ]
 

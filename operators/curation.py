@@ -60,9 +60,9 @@ class ComputeFrameMap(WorkbenchOperator, label="map frames", background=True):
     def form(self, ctx, inputs):
         inputs.view_target(ctx)
         index = frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
-        key = ctx.params.get("brain_key")
-        if not key or getattr(index, "invalid", False):
+        if getattr(index, "invalid", False):
             return
+        key = ctx.params.get("brain_key") or index.default
         dropdown(inputs, "method", _METHOD_LABELS, default_method(), "Method")
         prop = inputs.str("map_key", default=map_key_for(key), label="Map key")
         map_key = ctx.params.get("map_key") or map_key_for(key)

@@ -15,7 +15,8 @@ if [ ! -f "$mvenv/.complete" ]; then
   touch "$mvenv/.complete"
 fi
 
-# 2. The vLLM CPU server and its small vision-language model.
+# 2. The vLLM CPU server (own venv, cached) and its tiny Pixtral: Pixtral's
+#    architecture and the tokenizer packaged in mistral_common, random weights.
 if [ -f tests/vllm_server/setup.sh ]; then
   bash tests/vllm_server/setup.sh
 fi

@@ -239,8 +239,9 @@ def test_ask_panel_marks_the_frames_the_prompt_planner_sends(tmp_path):
         }
         assert sorted(captions) == [1, 2, 3, 4, 5, 6]
         assert "missing" in captions[2]  # sent as text: no file
-        text_only = [n for n, t in captions.items() if "(text only)" in t.split("\n")]
-        assert text_only == [6]  # frame 5 takes the image slot frame 2 left
+        images = [n for n, t in captions.items() if " · image " in t]
+        assert images == [1, 3, 4, 5]  # frame 5 takes the image slot frame 2 left
+        assert " · text only" in captions[6] and "at most 4 images" in captions[6]
     finally:
         dataset.delete()
 

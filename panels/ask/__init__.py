@@ -254,7 +254,7 @@ class AskPanel(foo.Panel):
         turns = list(s.conversation or [])
         if not turns:
             return
-        if s.answer and turns[-1].get("answer") == s.answer:
+        if turns[-1].get("answer", "") == (s.answer or ""):
             turns = turns[:-1]  # the latest answer is shown below
         text = S.conversation_markdown(turns) or "_The answer below is its first turn._"
         panel.md(

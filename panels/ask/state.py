@@ -98,7 +98,7 @@ def conversation_markdown(turns):
         answer = turn.get("answer") or ""
         answer = answer if len(answer) < 300 else answer[:297] + "…"
         mark = " _(incomplete)_" if turn.get("incomplete") else ""
-        lines.append(f"**{i}. Q:** {turn.get('question', '')}  \n**A:** {answer}{mark}")
+        lines.append(f"**{i}.** {turn.get('question', '')}  \n→ {answer}{mark}")
     return "\n\n".join(lines)
 
 

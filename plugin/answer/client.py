@@ -161,11 +161,15 @@ def stream(settings, request, meta=None):
     except (openai.OpenAIError, httpx.HTTPError) as e:
         if started and not meta.get("finish_reason"):
             raise _interrupted(settings, e) from None
-        if isinstance(e, httpx.HTTPError):
-            e = openai.APIConnectionError(message=str(e), request=e.request)
+        if isinstance(e, httpx.HTTPError):  # openai wraps these; just in case
+            raise AnswerError("connection", f"vLLM at {where(settings)}: {e}") from None
         raise translate_error(e, settings, client, request) from None
     if not meta.get("finish_reason"):
         raise _interrupted(settings, None)
+
+
+def where(settings):
+    return settings.vllm_base_url
 
 
 def _interrupted(settings, error):

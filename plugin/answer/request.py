@@ -27,6 +27,8 @@ from plugin.answer.prompt import (
 )
 from plugin.errors import AnswerError
 
+_UNREACHABLE = {}  # base URL -> when a preview last failed to reach it
+
 
 @dataclasses.dataclass
 class Prepared:
@@ -117,11 +119,14 @@ def preview(question, evidence, settings, options, turns=()):
     The server is asked for its context length when an endpoint is set and
     answers; otherwise the default is assumed (``context_source``)."""
     context, source = None, "assumed"
-    if settings.vllm_base_url:
+    failed = _UNREACHABLE.get(settings.vllm_base_url, -1e9)
+    if settings.vllm_base_url and time.monotonic() - failed > C.SERVER_INFO_TTL_S:
         try:
             context = C.server_info(settings).context_length(settings.vllm_model)
-        except AnswerError:
-            source = "assumed: server not reachable"
+        except AnswerError:  # not asked again for a while: previews stay quick
+            _UNREACHABLE[settings.vllm_base_url] = time.monotonic()
+    if settings.vllm_base_url and context is None:
+        source = "assumed: server not reachable"
     limits = _limits(options, context, source)
     return _plan(question or "?", evidence, settings, limits, turns)[0]
 

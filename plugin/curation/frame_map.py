@@ -85,6 +85,8 @@ def compute_frame_map(
         added = _update(existing, view, field, method, progress)
         if added is not None:
             return _summary(map_key, method, existing, added, False, unmapped)
+    if existing is not None and existing.config.method != method:
+        dataset.delete_brain_run(map_key)  # brain keeps one method per key
     report(progress, 0.1, f"Projecting {len(view)} frames to 2-D ({method})")
     kwargs = _method_kwargs(method, len(view), index_metric(dataset, brain_key))
     results = fob.compute_visualization(

@@ -281,6 +281,12 @@ def _load(backend, ref, device, compute_type, threads=0):
     return whisper.load_model(ref, device=device)
 
 
+def models_loaded():
+    """How many models this process has loaded so far (a pool worker that
+    imports many videos loads one)."""
+    return _load.cache_info().misses
+
+
 @functools.lru_cache(maxsize=2)
 def batched_pipeline(whisper_model):
     """faster-whisper's ``BatchedInferencePipeline`` around a loaded model

@@ -114,6 +114,7 @@ def build_frame_index(
     batch_size=16,
     progress=None,
     settings=None,
+    num_workers=None,
 ):
     """Embeds ``samples`` with ``model`` and indexes them in Milvus.
 
@@ -129,6 +130,9 @@ def build_frame_index(
         batch_size (16): embedding batch size
         progress (None): a callable ``progress(fraction, label)``
         settings (None): a :class:`~plugin.settings.Settings` (the Milvus store)
+        num_workers (None): image-loading workers of the embedding's data
+            loader (None: FiftyOne's choice, half the cores); the model runs
+            on the GPU when there is one
 
     Returns:
         the fiftyone-brain similarity index
@@ -146,7 +150,9 @@ def build_frame_index(
     embedder = load_model(spec)
     field = embeddings_field_for(brain_key)
     report(progress, 0.1, f"Embedding {len(samples)} frames")
-    samples.compute_embeddings(embedder, embeddings_field=field, batch_size=batch_size)
+    samples.compute_embeddings(
+        embedder, embeddings_field=field, batch_size=batch_size, num_workers=num_workers
+    )
     dimension = len(samples.first()[field])
     replaced = _replaced_collection(dataset, brain_key, overwrite)
     if replaced != collection_name:  # the one being replaced may differ
@@ -205,7 +211,12 @@ def _cached_index(dataset, brain_key, connection):
 
 
 def sync_frame_index(
-    dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None, batch_size=16, progress=None
+    dataset,
+    brain_key=DEFAULT_BRAIN_KEY,
+    settings=None,
+    batch_size=16,
+    progress=None,
+    num_workers=None,
 ):
     """Adds frames that are not indexed yet, removes deleted ones.
 
@@ -220,7 +231,10 @@ def sync_frame_index(
     report(progress, 0.1, f"Embedding {added} new frames")
     if added:
         missing.compute_embeddings(
-            index.get_model(), embeddings_field=field, batch_size=batch_size
+            index.get_model(),
+            embeddings_field=field,
+            batch_size=batch_size,
+            num_workers=num_workers,
         )
         ids, vectors = missing.values(["id", field])
         index.add_to_index(_as_array(vectors), ids)

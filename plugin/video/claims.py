@@ -68,7 +68,7 @@ def claim_video(dataset, video_id, wait_s=WAIT_S):
         held = store.get(video_id)
         if held is not None and _is_stale(held):
             store.compare_and_set(video_id, held, mine)  # take it over
-            if store.get(video_id) == mine:
+            if _token(store.get(video_id)) == mine["token"]:
                 break
             continue
         if time.monotonic() > deadline:
@@ -81,8 +81,12 @@ def claim_video(dataset, video_id, wait_s=WAIT_S):
     try:
         yield waited
     finally:
-        if store.get(video_id) == mine:
+        if _token(store.get(video_id)) == mine["token"]:  # refreshed: "at" differs
             store.delete(video_id)
+
+
+def _token(claim):
+    return claim.get("token") if claim else None
 
 
 def refresh(dataset, video_id):

@@ -51,6 +51,16 @@ class WorkerPlan:
     why: str
 
 
+@dataclasses.dataclass
+class ParallelImportReport(ImportReport):
+    """An :class:`~plugin.video.inputs.ImportReport`, plus how the pool ran:
+    its plan, and per worker process (pid) the videos it imported and how
+    many times it loaded a Whisper model (once, when all is well)."""
+
+    plan: WorkerPlan | None = None
+    workers: dict = dataclasses.field(default_factory=dict)
+
+
 def plan_workers(
     num_videos,
     workers=None,
@@ -106,7 +116,7 @@ def import_in_parallel(
         settings (None): a :class:`~plugin.settings.Settings` (Whisper's device)
 
     Returns:
-        an :class:`~plugin.video.inputs.ImportReport`, videos in input order
+        a :class:`ParallelImportReport`, videos in input order
     """
     from plugin.video.importer import import_videos
 
@@ -123,20 +133,27 @@ def import_in_parallel(
         longest_s=_longest_seconds(found),
         device=whisper_device(settings)[0],
     )
-    results = {}
+    report = ParallelImportReport(name, videos=list(problems), plan=plan)
     report_progress(progress, 0.0, f"{len(found)} video(s), {_describe(plan)}")
-    if plan.workers == 1:
+    if plan.workers == 1:  # in this process: no start-up to pay
+        done = {}
         for n, path in enumerate(found):
-            results[path] = _import_one(str(path), name, options.to_dict())
+            done[path] = _import_one(str(path), name, options.to_dict())
             report_progress(progress, (n + 1) / len(found), f"Imported {path.name}")
     else:
-        results = _run_pool(found, name, options, plan, progress)
-    videos = list(problems) + [results[path] for path in found]
-    return ImportReport(name, videos=videos)
+        done = _run_pool(found, name, options, plan, progress)
+    for path in found:
+        result, worker = done[path]
+        report.videos.append(result)
+        if worker:
+            stats = report.workers.setdefault(worker["pid"], {"videos": 0})
+            stats["videos"] += 1
+            stats["model_loads"] = worker["model_loads"]
+    return report
 
 
 def _run_pool(found, name, options, plan, progress):
-    results = {}
+    done = {}
     pool = ProcessPoolExecutor(
         max_workers=plan.workers,
         # spawn: a forked child would share the parent's MongoDB sockets
@@ -149,12 +166,13 @@ def _run_pool(found, name, options, plan, progress):
             pool.submit(_import_one, str(path), name, options.to_dict()): path
             for path in found
         }
-        for done, future in enumerate(as_completed(futures), start=1):
+        for count, future in enumerate(as_completed(futures), start=1):
             path = futures[future]
-            results[path] = _result_of(future, path)
-            label = f"{done}/{len(found)} done: {path.name} {results[path].status}"
-            report_progress(progress, done / len(found), label)
-    return results
+            done[path] = _result_of(future, path)
+            status = done[path][0].status
+            label = f"{count}/{len(found)} done: {path.name} {status}"
+            report_progress(progress, count / len(found), label)
+    return done
 
 
 def _result_of(future, path):
@@ -162,7 +180,7 @@ def _result_of(future, path):
         return future.result()
     except Exception as e:  # the worker died (killed, out of memory)
         message = f"worker failed: {type(e).__name__}: {e}"
-        return VideoResult(path=str(path), status="failed", message=message)
+        return VideoResult(path=str(path), status="failed", message=message), None
 
 
 def _start_worker(threads):
@@ -178,13 +196,15 @@ def _start_worker(threads):
 
 
 def _import_one(path, dataset_name, option_values):
-    """One video, in a worker: the importer's public entry point."""
+    """One video, in a worker: the importer's public entry point. Returns
+    ``(VideoResult, {"pid", "model_loads"})``."""
+    from plugin.models import speech
     from plugin.video.importer import import_videos
 
     options = ImportOptions.from_dict(option_values)
     report = import_videos([path], dataset=dataset_name, options=options)
     (result,) = report.videos
-    return result
+    return result, {"pid": os.getpid(), "model_loads": speech.models_loaded()}
 
 
 def _longest_seconds(paths):
