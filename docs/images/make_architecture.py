@@ -204,9 +204,9 @@ def main():
         "answer/",
         [
             "evidence.py, prompt.py (ONE builder)",
-            "budget.py, images.py",
+            "budget.py, plan.py, request.py, images.py",
             "client.py (vLLM), citations.py",
-            "ask.py, history.py",
+            "ask.py, chat.py, history.py",
         ],
     )
     box(ax, 0.5, 3.8, 17.0, 2.5, "cross-cutting (one place each)", [], "#ffffff")
