@@ -10,7 +10,8 @@ from .curation import (
     RepresentativeFrames,
     SelectShownFrames,
 )
-from .import_videos import ImportVideos
+from .import_videos import ImportStatus, ImportVideoBatch, ImportVideos
+from .moments import DensifyMoments, OpenMoments
 from .similarity import IndexFrames, SearchFrames, SyncFrameIndex
 from .store import MilvusStoreStatus
 from .transcripts import IndexTranscripts, SearchTranscript
@@ -18,12 +19,16 @@ from .transcripts import IndexTranscripts, SearchTranscript
 OPERATORS = [
     MilvusStoreStatus,
     ImportVideos,
+    ImportVideoBatch,
+    ImportStatus,
     IndexFrames,
     SyncFrameIndex,
     SearchFrames,
     IndexTranscripts,
     SearchTranscript,
     AskQuestion,
+    OpenMoments,
+    DensifyMoments,
     ComputeFrameMap,
     FindDuplicateFrames,
     RepresentativeFrames,

@@ -1,4 +1,11 @@
-"""Operator: import videos as frame samples with Whisper transcripts."""
+"""Operators: import videos as frame samples with Whisper transcripts.
+
+``import_videos`` imports in its own operation, or fans out (``fan_out``):
+one delegated operation per video (``import_video_batch``), so that several
+``fiftyone delegated launch`` workers share the work; ``import_status``
+shows such a job's progress and queues its failed videos again. See
+:mod:`plugin.video.fanout` and docs/scaling.md.
+"""
 
 import dataclasses
 import time
@@ -10,6 +17,7 @@ from plugin.models.speech import (
     DEFAULT_SPEECH_MODEL,
     speech_model_choices,
 )
+from plugin.video import fanout
 from plugin.video.importer import (
     DEFAULT_DATASET,
     GROUPED_VIEW,
@@ -44,6 +52,7 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
         _sampling_inputs(ctx, inputs)
         _frame_inputs(inputs)
         _transcript_inputs(ctx, inputs)
+        _fan_out_inputs(ctx, inputs)
         _flag_problems(ctx, inputs)
 
     def is_large(self, ctx):
@@ -55,6 +64,8 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
 
     def run(self, ctx):
         options = ImportOptions.from_dict(_option_values(ctx.params))
+        if ctx.params.get("fan_out"):
+            return _fan_out(ctx, self.plugin_name, options)
         report = import_videos(
             split_paths(ctx.params.get("paths")),
             dataset=ctx.params.get("dataset_name") or DEFAULT_DATASET,
@@ -71,8 +82,103 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
         }
 
     def outputs(self, ctx, outputs):
-        outputs.int("num_failed", label="Videos that failed")
+        if (ctx.results or {}).get("job_id"):
+            outputs.str("job_id", label="Import job (see 'import status')")
+        else:
+            outputs.int("num_failed", label="Videos that failed")
         outputs.str("summary", label="Per video", view=types.MarkdownView())
+
+
+class ImportVideoBatch(
+    WorkbenchOperator, label="import video batch (fan-out part)", background=True
+):
+    """Imports some videos of a fanned-out import job (queued by 'import
+    videos'; runs in a delegated worker)."""
+
+    @property
+    def config(self):
+        config = super().config
+        config.unlisted = True  # queued by a job, not chosen by users
+        return config
+
+    def resolve_delegation(self, ctx):
+        return True
+
+    def run(self, ctx):
+        records = fanout.run_batch(
+            ctx.params["dataset_name"], ctx.params["job_id"], ctx.params["videos"]
+        )
+        return {"summary": "\n".join(_video_line(r) for r in records)}
+
+    def outputs(self, ctx, outputs):
+        outputs.str("summary", label="Videos", view=types.MarkdownView())
+
+
+class ImportStatus(WorkbenchOperator, label="import status"):
+    """Shows the progress of a fanned-out import job, and queues its
+    failed videos again."""
+
+    def form(self, ctx, inputs):
+        jobs = fanout.list_jobs(ctx.dataset) if ctx.dataset is not None else []
+        if not jobs:
+            prop = inputs.str("job_id", label="Import job")
+            mark_invalid(prop, "This dataset has no fanned-out import jobs")
+            return
+        choices = {j["job_id"]: f"{j['job_id']} ({j['total']} videos)" for j in jobs}
+        dropdown(inputs, "job_id", choices, jobs[0]["job_id"], "Import job")
+        inputs.bool("retry_failed", default=False, label="Queue failed videos again")
+
+    def run(self, ctx):
+        job_id = ctx.params["job_id"]
+        queued = []
+        if ctx.params.get("retry_failed"):
+            queued = fanout.retry_failed(ctx.dataset.name, job_id)
+        status = fanout.job_status(ctx.dataset.name, job_id)
+        head = (
+            f"**{status['done']}/{status['total']} done** "
+            f"({status['failed']} failed, {status['pending']} pending)"
+        )
+        if queued:
+            head += f"; queued {len(queued)} failed video(s) again"
+        lines = [head, ""] + [_video_line(v) for v in status["videos"]]
+        return {"fraction": status["fraction"], "summary": "\n".join(lines)}
+
+    def outputs(self, ctx, outputs):
+        outputs.float("fraction", label="Done (fraction)")
+        outputs.str("summary", label="Videos", view=types.MarkdownView())
+
+
+def _fan_out_inputs(ctx, inputs):
+    inputs.bool(
+        "fan_out",
+        default=False,
+        label="One background operation per video",
+        description="For several delegated workers (fiftyone delegated launch) "
+        "sharing the import; follow it with 'import status'",
+    )
+
+
+def _fan_out(ctx, plugin_name, options):
+    job = fanout.fan_out_import(
+        split_paths(ctx.params.get("paths")),
+        ctx.params.get("dataset_name") or DEFAULT_DATASET,
+        f"{plugin_name}/{ImportVideoBatch.operator_name}",
+        options=options,
+    )
+    summary = (
+        f"- Queued {job['total']} video(s) as {len(job['operations'])} "
+        f"delegated operation(s), job {job['job_id']}: run "
+        "`fiftyone delegated launch` on one or more machines; "
+        "progress: 'import status'"
+    )
+    skipped = [f"- skipped {p['path']}: {p['message']}" for p in job["problems"]]
+    return {"job_id": job["job_id"], "summary": "\n".join([summary, *skipped])}
+
+
+def _video_line(record):
+    note = f" - {record['message']}" if record.get("message") else ""
+    tries = f", attempt {record['attempts']}" if record.get("attempts", 0) > 1 else ""
+    return f"- [{record['status']}{tries}] {record['path']}{note}"
 
 
 def split_paths(text):

@@ -11,7 +11,7 @@ equal settings shares one client. A client that failed to connect is dropped
 import functools
 import threading
 
-from plugin.errors import StoreUnreachableError
+from plugin.errors import StoreUnreachableError, scrub
 
 _LOCK = threading.Lock()
 _MILVUS = {}
@@ -24,7 +24,9 @@ def milvus_client(connection, timeout=5.0, connect_timeout=60.0):
     :class:`~plugin.milvus.MilvusConnection`, checked reachable first.
 
     A dead address fails within ``timeout`` s (a TCP check); a live but busy
-    server gets ``connect_timeout`` s for the gRPC handshake.
+    server gets ``connect_timeout`` s for the gRPC handshake. Every call of
+    the client gives up after ``connection.call_timeout`` s (the
+    ``milvus_timeout`` setting; see :class:`plugin.milvus.guard.Timed`).
     """
     from plugin.milvus.resolver import check_reachable
 
@@ -40,12 +42,15 @@ def milvus_client(connection, timeout=5.0, connect_timeout=60.0):
 def _new_milvus_client(connection, connect_timeout):
     from pymilvus import MilvusClient
 
+    from plugin.milvus.guard import bound
+
     try:
-        return MilvusClient(timeout=connect_timeout, **connection.credentials())
+        client = MilvusClient(timeout=connect_timeout, **connection.credentials())
+        return bound(client, connection.call_timeout)
     except Exception as e:
+        reason = scrub(f"{type(e).__name__}: {e}", connection.secrets())
         raise StoreUnreachableError(
-            f"Could not connect to Milvus at {connection.display_uri}: "
-            f"{type(e).__name__}: {e}"
+            f"Could not connect to Milvus at {connection.display_uri}: {reason}"
         ) from None
 
 

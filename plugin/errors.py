@@ -47,6 +47,13 @@ class StoreUnreachableError(VideoRagError, ConnectionError):
     kind = "store_unreachable"
 
 
+class StoreError(VideoRagError):
+    """Milvus answered but refused or failed an operation (not a bad input,
+    not an unreachable store); the message says what was being done."""
+
+    kind = "store"
+
+
 class IndexConfigError(VideoRagError, ValueError):
     """A requested index conflicts with what exists; nothing was changed."""
 

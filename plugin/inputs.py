@@ -46,3 +46,23 @@ def require_int(name, value, lowest=1, optional=False):
     if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
         raise InvalidInputError(f"{name} must be an integer >= {lowest}, got {value!r}")
     return value
+
+
+def require_sample_ids(ids, what="sample ids"):
+    """``ids`` as a list of strings if each is a valid sample id (a 24-hex
+    ObjectId); else an :class:`InvalidInputError` listing the bad ones (not
+    bson's raw ``InvalidId``)."""
+    from bson import ObjectId
+
+    if isinstance(ids, str):
+        ids = [ids]
+    ids = list(ids or [])
+    bad = [i for i in ids if not isinstance(i, str) or not ObjectId.is_valid(i)]
+    if bad:
+        shown = ", ".join(repr(i) for i in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise InvalidInputError(
+            f"Malformed {what}: {shown}{more}. A sample id is 24 hexadecimal "
+            "characters (sample.id in FiftyOne)."
+        )
+    return ids

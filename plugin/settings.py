@@ -26,6 +26,7 @@ ENV_NAMES = {
     "milvus_user": "VRAG_MILVUS_USER",
     "milvus_password": "VRAG_MILVUS_PASSWORD",
     "milvus_lite_port": "VRAG_MILVUS_LITE_PORT",
+    "milvus_timeout": "VRAG_MILVUS_TIMEOUT",
     "vllm_base_url": "VRAG_VLLM_BASE_URL",
     "vllm_api_key": "VRAG_VLLM_API_KEY",
     "vllm_model": "VRAG_VLLM_MODEL",
@@ -68,6 +69,7 @@ EMBEDDINGS_MODEL = ENV_NAMES["embeddings_model"]
 
 DEFAULT_VLM = "mistralai/Pixtral-12B-2409"
 DEFAULT_LITE_PORT = 19541
+DEFAULT_MILVUS_TIMEOUT = 30.0  # s; pymilvus' own default retries for ~211 s
 DEFAULT_VLLM_TIMEOUT = 120.0  # s; a 12B model on a GPU answers 300 tokens in ~10 s
 
 
@@ -85,6 +87,7 @@ class Settings:
     milvus_user: str | None = None
     milvus_password: str | None = _secret()
     milvus_lite_port: int = DEFAULT_LITE_PORT
+    milvus_timeout: float = DEFAULT_MILVUS_TIMEOUT  # s, per Milvus call
     vllm_base_url: str | None = None
     vllm_api_key: str | None = _secret()
     vllm_model: str = DEFAULT_VLM
@@ -157,8 +160,15 @@ class Settings:
         return Path(home).expanduser().resolve()
 
     def secret_values(self):
-        """The credentials held (to scrub them from any text shown)."""
-        values = (getattr(self, name) for name in SECRET_FIELDS)
+        """The credentials held (to scrub them from any text shown), with a
+        password written into the Milvus URI (``http://user:pw@host``)."""
+        from urllib.parse import urlsplit
+
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        try:
+            values.append(urlsplit(self.milvus_uri or "").password)
+        except ValueError:  # a malformed URI holds no password we can find
+            pass
         return [v for v in values if v and len(v) >= 4]
 
     def milvus(self, start_local=True):
@@ -172,8 +182,9 @@ def _typed(values):
     values = dict(values)
     if "milvus_lite_port" in values:
         values["milvus_lite_port"] = int(values["milvus_lite_port"])
-    if "vllm_timeout" in values:
-        values["vllm_timeout"] = float(values["vllm_timeout"])
+    for name in ("vllm_timeout", "milvus_timeout"):
+        if name in values:
+            values[name] = float(values[name])
     if "vllm_max_images" in values:
         values["vllm_max_images"] = int(values["vllm_max_images"])
     for name in ("milvus_uri", "vllm_base_url", "embeddings_base_url"):

@@ -59,6 +59,7 @@ print(json.dumps({
                    for n in ("search_params", "index_params")],
     "kneighbors": list(inspect.signature(m.MilvusSimilarityIndex._kneighbors).parameters),
     "parse_query": list(inspect.signature(m.MilvusSimilarityIndex._parse_query).parameters),
+    "add_to_index": list(inspect.signature(m.MilvusSimilarityIndex.add_to_index).parameters),
     "search_params": config.search_params,
     "index_params": config.index_params,
 }))
@@ -79,6 +80,9 @@ def test_private_names_the_fixes_rely_on_still_have_their_shapes():
     assert shipped["kneighbors"][:3] == ["self", "query", "k"], RECHECK
     assert "return_dists" in shipped["kneighbors"], RECHECK
     assert shipped["parse_query"] == ["self", "query"], RECHECK
+    # We widen add_to_index's insert batches and refit Lite indexes after it
+    assert shipped["add_to_index"][:3] == ["self", "embeddings", "sample_ids"], RECHECK
+    assert "batch_size" in shipped["add_to_index"], RECHECK
     # The bug we fix: if brain ships well-formed params, drop _search_params.
     assert shipped["search_params"] == {
         "HNSW": {"metric_type": "L2", "params": {"ef": 10}}
@@ -89,6 +93,13 @@ def test_private_names_the_fixes_rely_on_still_have_their_shapes():
     source = inspect.getsource(brain_milvus)
     assert "param=self.config.search_params" in source, RECHECK
     assert "index_params=self.config.index_params" in source, RECHECK
+    # ... and it flushes after its inserts (the Lite refit counts flushed rows)
+    add_source = inspect.getsource(brain_milvus.MilvusSimilarityIndex.add_to_index)
+    if brain_fixes.is_applied():
+        add_source = inspect.getsource(
+            brain_milvus.MilvusSimilarityIndex.add_to_index.__wrapped__
+        )
+    assert "self._collection.flush()" in add_source, RECHECK
 
 
 _IMPORT_ONLY = """

@@ -4,9 +4,13 @@ The videos are made here (espeak-ng narration over still images) so the
 frame times and the spoken words are known in advance.
 """
 
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import fiftyone as fo
 import jiwer
@@ -18,8 +22,10 @@ from support.synth import Scene, make_narrated_video, solid_image
 
 from operators.import_videos import ImportVideos
 from plugin.errors import UnknownModelError
+from plugin.video import importer
 from plugin.video.importer import GROUPED_VIEW, import_videos
 from plugin.video.options import ImportOptions
+from plugin.video.sampling import probe_video
 from plugin.video.transcribe import load_audio, transcribe_audio
 from plugin.video.transcripts import (
     delete_video_record,
@@ -42,6 +48,7 @@ SCENE_S = 5.0
 # deterministic, so 0.20 is a quality bar, not a flakiness margin: a wrong
 # model, language or broken audio path (WER > 0.5) fails it.
 MAX_WER = 0.20
+REPO = Path(__file__).resolve().parents[1]
 NO_TRANSCRIPT = {"transcribe": False}
 
 
@@ -306,3 +313,161 @@ def test_operator_flags_bad_input_in_form_and_runs_delegated(videos, dataset_nam
     assert result["num_failed"] == 0 and "[imported]" in result["summary"]
     assert progress[0] == 0 and progress[-1] == 1.0
     assert len(fo.load_dataset(dataset_name)) == 1  # 2 s video at 0.2 FPS
+
+
+# -- faults (issue 16): each test failed before its fix ------------------------
+
+
+def _shrink_durations(data, factor=10):
+    """The MP4 with its mvhd/tkhd/mdhd durations divided by ``factor``: a
+    container that lies about its length (the streams are untouched)."""
+    data = bytearray(data)
+    offsets = {b"mvhd": 16, b"tkhd": 20, b"mdhd": 16}  # version-0 boxes
+
+    def walk(start, end):
+        while start + 8 <= end:
+            size = int.from_bytes(data[start : start + 4], "big")
+            kind = bytes(data[start + 4 : start + 8])
+            if size < 8:
+                return
+            if kind in (b"moov", b"trak", b"mdia"):
+                walk(start + 8, start + size)
+            elif kind in offsets:
+                assert data[start + 8] == 0, "version-1 box"
+                at = start + 8 + offsets[kind]
+                value = int.from_bytes(data[at : at + 4], "big")
+                data[at : at + 4] = (value // factor).to_bytes(4, "big")
+            start += size
+
+    walk(0, len(data))
+    return bytes(data)
+
+
+def test_container_duration_that_lies_is_not_trusted(videos, dataset_name, tmp_path):
+    liar = tmp_path / "liar.mp4"
+    liar.write_bytes(_shrink_durations(videos["narrated"].read_bytes()))
+    assert probe_video(liar).duration == pytest.approx(1.5, abs=0.05)
+    report = import_videos([liar], dataset_name)
+    video = report.videos[0]
+    assert video.status == "imported" and video.num_frames == 3, video
+    assert "container says 1.5 s" in video.message, video.message
+    assert "runs to 15.0 s" in video.message and "audio 15." in video.message
+    dataset = fo.load_dataset(dataset_name)
+    assert _frames(dataset).values("timestamp") == [0.0, 5.0, 10.0]
+    assert dataset.distinct("video_duration") == [pytest.approx(15.0, abs=0.1)]
+    texts = [_normalize(t) for t in _frames(dataset).values("transcript")]
+    for text, (_, keywords) in zip(texts, NARRATION, strict=True):
+        assert keywords <= set(text.split()), texts
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, no handler catches it."""
+
+
+def test_kill_between_new_record_and_old_removal_is_finished_next_run(
+    videos, tmp_path, dataset_name, monkeypatch
+):
+    video = tmp_path / "clip.mp4"
+    shutil.copy(videos["unicode"], video)
+    first = import_videos([video], dataset_name, fps=1.0, **NO_TRANSCRIPT)
+    old_id = first.videos[0].video_id
+    dataset = fo.load_dataset(dataset_name)
+    old_dir = load_video_record(dataset, old_id)["frames_dir"]
+    shutil.copy(videos["no_audio"], video)  # same path, new content (3 s)
+    real_delete = importer._delete_video
+
+    def killed_at_old_removal(dataset, video_id, keep_frames=False):
+        if video_id == old_id and not keep_frames:
+            raise _Killed
+        return real_delete(dataset, video_id, keep_frames=keep_frames)
+
+    monkeypatch.setattr(importer, "_delete_video", killed_at_old_removal)
+    with pytest.raises(_Killed):
+        import_videos([video], dataset_name, fps=1.0, **NO_TRANSCRIPT)
+    monkeypatch.undo()
+    assert len(dataset.distinct("video_id")) == 2  # the state kill -9 leaves
+    again = import_videos([video], dataset_name, fps=1.0, **NO_TRANSCRIPT)
+    assert [v.status for v in again.videos] == ["unchanged"]
+    assert "earlier version" in again.videos[0].message
+    new_id = again.videos[0].video_id
+    assert dataset.distinct("video_id") == [new_id] and len(dataset) == 3
+    assert load_video_record(dataset, old_id) is None
+    assert not os.path.exists(old_dir)
+
+
+_IMPORTER = """
+import json, pathlib, sys, time
+import fiftyone as fo
+from plugin.video.importer import import_videos
+
+name, barrier, me, slow_create, *paths = sys.argv[1:]
+if slow_create == "1":  # widen the gap between "does it exist?" and "create it"
+    exists = fo.dataset_exists
+    def dataset_exists(n, _calls=[]):
+        found = exists(n)
+        if not _calls:
+            _calls.append(n)
+            time.sleep(1.0)
+        return found
+    fo.dataset_exists = dataset_exists
+pathlib.Path(barrier, me).touch()
+while len(list(pathlib.Path(barrier).iterdir())) < 2:
+    time.sleep(0.01)
+report = import_videos(paths, dataset=name, fps=1.0, transcribe=False)
+print(json.dumps([[v["status"], v["message"]] for v in report.to_dict()["videos"]]))
+"""
+
+
+def _race(tmp_path, name, slow_create, *path_lists):
+    """Runs one importer process per list of paths, all at once."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _IMPORTER,
+                name,
+                str(barrier),
+                str(n),
+                slow_create,
+                *map(str, paths),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, paths in enumerate(path_lists)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+
+
+def test_two_processes_creating_one_dataset_import_both_videos(
+    videos, tmp_path, dataset_name
+):
+    results = _race(
+        tmp_path, dataset_name, "1", [videos["unicode"]], [videos["no_audio"]]
+    )
+    assert [r[0][0] for r in results] == ["imported", "imported"], results
+    dataset = fo.load_dataset(dataset_name)
+    assert len(dataset.distinct("video_id")) == 2 and len(dataset) == 2 + 3
+
+
+def test_two_processes_filling_one_empty_dataset_import_each_video_once(
+    videos, tmp_path, dataset_name
+):
+    fo.Dataset(dataset_name, persistent=True)  # exists, empty, no media type
+    a, b = videos["unicode"], videos["no_audio"]
+    results = _race(tmp_path, dataset_name, "0", [a, b], [b, a])
+    statuses = sorted(status for r in results for status, _ in r)
+    assert statuses == ["imported", "imported", "unchanged", "unchanged"], results
+    dataset = fo.load_dataset(dataset_name)
+    dataset.reload()  # this process's copy predates the other processes' fields
+    assert len(dataset.distinct("video_id")) == 2 and len(dataset) == 2 + 3

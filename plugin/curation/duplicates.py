@@ -156,7 +156,7 @@ def delete_extras(samples, settings=None, progress=None):
     dataset = samples._root_dataset
     extras = extras_view(samples)
     ids = extras.values("id")
-    result = _deletion_summary(0)
+    result = _deletion_summary()
     if not ids:
         return result
     keys = _milvus_indexes(dataset)
@@ -194,9 +194,9 @@ def _refit_map(dataset, map_key):
     return map_key
 
 
-def _deletion_summary(deleted):
+def _deletion_summary():
     return {
-        "deleted": deleted,
+        "deleted": 0,
         "videos_emptied": [],
         "frame_indexes": {},
         "transcript_segments_removed": 0,

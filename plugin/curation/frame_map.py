@@ -18,10 +18,10 @@ import logging
 
 import fiftyone.brain as fob
 
-from plugin.curation.vectors import embedded_frames, index_metric
+from plugin.curation.vectors import embedded_frames, frame_index_keys, index_metric
 from plugin.errors import IndexConfigError, InvalidInputError
 from plugin.progress import report
-from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
+from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY, embeddings_field_for
 
 logger = logging.getLogger(__name__)
 
@@ -97,18 +97,17 @@ def compute_frame_map(
 
 
 def frame_maps(dataset, brain_key=None):
-    """Brain keys of the visualization runs drawn from a frame index's
-    vectors (of ``brain_key``'s only, when given)."""
-    from plugin.retrieval.frame_index import embeddings_field_for
-
+    """Brain keys of the maps drawn from a frame index's vectors (from
+    ``brain_key``'s only, when given)."""
     dataset = dataset._root_dataset
-    fields = None if brain_key is None else {embeddings_field_for(brain_key)}
-    maps = []
-    for key in dataset.list_brain_runs(type="visualization"):
-        field = getattr(dataset.get_brain_info(key).config, "embeddings_field", None)
-        if field and field.endswith("_embedding") and (not fields or field in fields):
-            maps.append(key)
-    return maps
+    indexes = [brain_key] if brain_key else frame_index_keys(dataset)
+    fields = {embeddings_field_for(key) for key in indexes}
+    return [
+        key
+        for key in dataset.list_brain_runs(type="visualization")
+        if getattr(dataset.get_brain_info(key).config, "embeddings_field", None)
+        in fields
+    ]
 
 
 def index_of_map(dataset, map_key):

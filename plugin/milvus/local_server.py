@@ -30,6 +30,7 @@ from plugin.settings import Settings
 logger = logging.getLogger(__name__)
 
 _SERVER_SCRIPT = Path(__file__).with_name("milvus_lite_server.py")
+PORT_WAIT = 3.0  # s a closing listener on the preferred port gets to go away
 
 
 class LocalStoreError(StoreUnreachableError):
@@ -151,9 +152,25 @@ class LocalMilvusServer:
             process.stop_group(pid)
         self.state_path.unlink(missing_ok=True)
 
-    def _choose_port(self):
-        if process.port_is_free(self.preferred_port):
-            return self.preferred_port
+    def _choose_port(self, wait=PORT_WAIT):
+        """The preferred port unless another program listens on it.
+
+        A port that only the stopped server's closing connections hold is
+        taken: the server binds with ``SO_REUSEADDR``/``SO_REUSEPORT`` even
+        where our bind test fails (the server listens on ``::ffff:127.0.0.1``,
+        and a TIME_WAIT socket of that family fails an IPv4 bind test). A
+        listener that is still closing gets ``wait`` s to go away.
+        """
+        port = self.preferred_port
+        deadline = time.monotonic() + wait
+        while True:
+            if process.port_is_free(port) or not process.accepts_connections(port):
+                return port
+            if time.monotonic() > deadline:
+                return self._other_port()
+            time.sleep(0.2)
+
+    def _other_port(self):
         port = process.free_port()
         logger.warning(
             "Port %d is in use by another program; the local Milvus store "
@@ -166,6 +183,15 @@ class LocalMilvusServer:
     def _start(self, timeout):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self._choose_port()
+        try:
+            return self._start_on(port, timeout)
+        except LocalStoreError:
+            if port != self.preferred_port:
+                raise
+        # It could not bind the preferred port after all: any free one
+        return self._start_on(self._other_port(), timeout)
+
+    def _start_on(self, port, timeout):
         cmd = [sys.executable, str(_SERVER_SCRIPT)]
         cmd += ["--data-dir", str(self.data_dir), "--host", HOST, "--port", str(port)]
         # Its own session: the server outlives the process that started it

@@ -39,6 +39,8 @@ class MilvusConnection:
     token: str | None = dataclasses.field(default=None, repr=False)
     user: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
+    #: seconds one Milvus call may take, retries included (``milvus_timeout``)
+    call_timeout: float = dataclasses.field(default=30.0, compare=False)
 
     def __repr__(self):
         return (
@@ -60,9 +62,19 @@ class MilvusConnection:
                 kwargs[key] = value
         return kwargs
 
+    def secrets(self):
+        """The credentials of this connection, to scrub from any text shown:
+        token, password, and a password written into the URI."""
+        values = [self.token, self.password]
+        try:
+            values.append(urlsplit(self.uri).password)
+        except ValueError:
+            pass
+        return [v for v in values if v and len(v) >= 4]
+
     def cache_key(self):
         """What identifies this connection's shared client."""
-        return (self.uri, self.token, self.user, self.password)
+        return (self.uri, self.token, self.user, self.password, self.call_timeout)
 
     def client(self, timeout=5.0, connect_timeout=60.0):
         """The shared ``pymilvus.MilvusClient`` (see :mod:`plugin.clients`),
@@ -121,16 +133,18 @@ def resolve_milvus(
 def connection_for(settings, start_local=True):
     """The :class:`MilvusConnection` that ``settings`` name."""
     uri = (settings.milvus_uri or "").strip()
+    timeout = float(settings.milvus_timeout)
     if uri in ("", LOCAL):
         from plugin.milvus.local_server import LocalMilvusServer
 
         server = LocalMilvusServer(settings=settings)
         local_uri = server.ensure_running() if start_local else server.uri()
-        return MilvusConnection(uri=local_uri or "", kind=LOCAL)
+        return MilvusConnection(uri=local_uri or "", kind=LOCAL, call_timeout=timeout)
     if uri.endswith(".db"):
         path = os.path.abspath(os.path.expanduser(uri))
-        return MilvusConnection(uri=path, kind=LITE_FILE)
+        return MilvusConnection(uri=path, kind=LITE_FILE, call_timeout=timeout)
     if uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+        _check_address(uri)
         kind = ZILLIZ if "zillizcloud.com" in uri else SERVER
         return MilvusConnection(
             uri,
@@ -138,12 +152,41 @@ def connection_for(settings, start_local=True):
             token=settings.milvus_token,
             user=settings.milvus_user,
             password=settings.milvus_password,
+            call_timeout=timeout,
         )
     raise InvalidInputError(
-        f"Unsupported Milvus URI {redact_uri(uri)!r}. Use 'local' (the managed "
+        f"Unsupported Milvus URI {redact_uri_safely(uri)!r}. Use 'local' (the managed "
         "local store), a path ending in '.db' (Milvus Lite, one process only), "
         "http(s)://host:port (Milvus server) or a Zilliz Cloud URI with a token."
     )
+
+
+def _check_address(uri):
+    """Refuses a server URI without a host or with a bad port, before anything
+    tries to connect (``http://host:99999``, ``http://:19530``)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as e:
+        raise InvalidInputError(
+            f"The Milvus URI {redact_uri_safely(uri)!r} is malformed ({e}). "
+            "Write it as http(s)://host:port."
+        ) from None
+    if not parts.hostname:
+        raise InvalidInputError(
+            f"The Milvus URI {redact_uri_safely(uri)!r} names no host. Write it "
+            "as http(s)://host:port."
+        )
+
+
+def redact_uri_safely(uri):
+    """:func:`redact_uri`, also for a URI too malformed to parse."""
+    try:
+        return redact_uri(uri)
+    except ValueError:
+        from plugin.errors import scrub
+
+        return scrub(uri)
 
 
 def check_reachable(connection, timeout=5.0):

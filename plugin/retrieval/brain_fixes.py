@@ -9,8 +9,20 @@ reject ef < k outright. We make the search params well-formed with
 
 On Milvus Lite (the managed local store or a ``.db`` file), brain's HNSW
 collections returned only 41 of k=50 hits for dotproduct on unnormalised
-CLIP-like vectors in our tests, whatever the ef; we index Lite collections
-with FLAT instead (exact search; Lite is meant for small data anyway).
+CLIP-like vectors in our tests, whatever the ef. Lite collections are
+indexed by SIZE instead (:mod:`plugin.retrieval.lite_index`): FLAT (exact)
+while small, IVF_FLAT with ``nlist`` by size past a measured threshold.
+Brain creates the index at the first insert, before the size is known, so
+every write (brain's ``add_to_index``, which flushes after its inserts) ends
+with :func:`fit_lite_index`: a Lite collection past the threshold is
+re-indexed (drop + create, a second or two at 100k rows; searches from
+other processes fail meanwhile). A search on Lite reads the collection's
+index type first (another process may have re-indexed it) and passes
+``nprobe`` for IVF.
+Measured on realistic vectors in bench/results/scale_milvus.md.
+
+Writes go in batches of :data:`INSERT_BATCH` rows (brain's default is 100
+per insert call).
 
 Nothing happens on import: :func:`plugin.runtime.prepare_process` calls
 :func:`apply` (from the plugin's ``register()``, so the App server's search
@@ -20,11 +32,14 @@ lives in this module; ``tests/test_brain_fixes.py`` pins them to
 :data:`WRITTEN_FOR`, the brain version they were checked against.
 """
 
+import functools
+import logging
 import threading
 
 from fiftyone.brain.internal.core import milvus as brain_milvus
 
 from plugin.milvus.resolver import is_milvus_lite
+from plugin.retrieval import lite_index
 
 WRITTEN_FOR = "0.27.0"  # re-check this module before changing it
 
@@ -32,6 +47,8 @@ _MIN_EF = 64
 _MAX_EF = 32768  # Milvus' upper bound for HNSW ef
 _HNSW_BUILD = {"M": 8, "efConstruction": 64}  # brain's own values
 _LOCK = threading.Lock()
+logger = logging.getLogger(__name__)
+INSERT_BATCH = 1000  # rows per insert call (brain's default: 100)
 
 
 def milvus_metric(metric):
@@ -40,25 +57,87 @@ def milvus_metric(metric):
 
 
 def _search_params(config):
+    metric = milvus_metric(config.metric)
+    nprobe = getattr(config, "_vrag_nprobe", None)
+    if nprobe:  # an IVF index (Milvus Lite past LITE_IVF_ABOVE rows)
+        return {"metric_type": metric, "params": {"nprobe": nprobe}}
     ef = getattr(config, "_vrag_ef", _MIN_EF)
-    return {"metric_type": milvus_metric(config.metric), "params": {"ef": ef}}
+    return {"metric_type": metric, "params": {"ef": ef}}
 
 
 def _index_params(config):
     metric = milvus_metric(config.metric)
-    if is_milvus_lite(config.uri):
-        return {"metric_type": metric, "index_type": "FLAT", "params": {}}
+    if is_milvus_lite(config.uri):  # created empty: FLAT until it grows
+        return lite_index.lite_index_params(metric, 0)
     return {"metric_type": metric, "index_type": "HNSW", "params": _HNSW_BUILD}
+
+
+def fit_lite_index(index):
+    """Re-indexes a brain Milvus Lite collection for its size if it is due
+    (:func:`plugin.retrieval.lite_index.is_due`). Returns the index params
+    now in force (None when it is not a Lite collection)."""
+    collection = index.collection
+    if collection is None or not is_milvus_lite(index.config.uri):
+        return None
+    current = _current_index(collection)
+    metric = current.get("metric_type") or milvus_metric(index.config.metric)
+    wanted = lite_index.lite_index_params(metric, collection.num_entities)
+    if not lite_index.is_due(current, wanted, collection.num_entities):
+        _remember_search(index, current)
+        return current
+    logger.info(
+        "Re-indexing %s (%d rows): %s -> %s",
+        collection.name,
+        collection.num_entities,
+        current.get("index_type"),
+        wanted["index_type"],
+    )
+    collection.release()
+    collection.drop_index()
+    collection.create_index("vector", index_params=wanted)
+    collection.load()
+    _remember_search(index, wanted)
+    return wanted
+
+
+def _current_index(collection):
+    return (
+        lite_index.normalized(collection.indexes[0].params)
+        if collection.indexes
+        else {}
+    )
+
+
+def _remember_search(index, params):
+    """Makes the index's searches fit its index type (not serialized)."""
+    index.config._vrag_nprobe = lite_index.nprobe_of(params)
 
 
 def _wrap_kneighbors(original):
     def _kneighbors(self, query=None, k=None, **kwargs):
         # Private attribute: not serialized with the brain run's config.
         self.config._vrag_ef = min(max(k or 0, _MIN_EF), _MAX_EF)
+        if is_milvus_lite(self.config.uri) and self.collection is not None:
+            # Another process may have re-indexed it since: ~1 ms to ask
+            _remember_search(self, _current_index(self.collection))
         return original(self, query=query, k=k, **kwargs)
 
     _kneighbors._vrag_fixed = True
     return _kneighbors
+
+
+def _wrap_add_to_index(original):
+    @functools.wraps(original)
+    def add_to_index(self, embeddings, sample_ids, *args, batch_size=None, **kwargs):
+        batch_size = max(batch_size or 0, INSERT_BATCH)
+        result = original(
+            self, embeddings, sample_ids, *args, batch_size=batch_size, **kwargs
+        )
+        fit_lite_index(self)  # brain flushed: the row count is exact
+        return result
+
+    add_to_index._vrag_fixed = True
+    return add_to_index
 
 
 def is_applied():
@@ -77,6 +156,7 @@ def apply():
         config_cls.index_params = property(_index_params)
         index_cls = brain_milvus.MilvusSimilarityIndex
         index_cls._kneighbors = _wrap_kneighbors(index_cls._kneighbors)
+        index_cls.add_to_index = _wrap_add_to_index(index_cls.add_to_index)
 
 
 def nearest(index, text, k):

@@ -7,18 +7,41 @@ add what it lacks for this workbench:
   brain's Milvus backend cannot return all vectors, and plots need them
 - checks BEFORE anything is written: metric, consistency level, empty view,
   an existing brain key (never silently replaced), an existing collection
-  with another dimension or metric (left untouched)
+  of another shape, dimension or metric, or holding other vectors (left
+  untouched); the dimension is read from ONE embedded frame first, and all
+  frames are embedded into a staging field that replaces
+  ``<brain_key>_embedding`` only once every check passed
+- a build that fails half-way removes the brain run and collection it left
 - incremental sync: new frames are embedded and added, deleted ones removed
+- every store call goes through :mod:`plugin.milvus.guard`: a dead store
+  fails fast, a restarted one is reconnected and the collection reloaded
 """
 
 import logging
 
 import fiftyone.brain as fob
+import fiftyone.core.brain as fcb
 
-from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
+from plugin.errors import (
+    IndexConfigError,
+    InvalidInputError,
+    VideoRagError,
+)
+from plugin.milvus import guard
+from plugin.milvus.schema import FRAME_SHAPE, check_existing
 from plugin.models.image_text import load_image_text_model as load_model
 from plugin.models.image_text import resolve_image_text_model as resolve_model
 from plugin.progress import report
+from plugin.retrieval.frame_store import (
+    DEFAULT_BRAIN_KEY,
+    bound_index,
+    drop_frame_collection,
+    forget_index,
+    index_ids,
+    load_frame_index,
+    require_run,
+    with_frame_index,
+)
 from plugin.runtime import prepare_process
 from plugin.settings import Settings
 
@@ -27,11 +50,16 @@ logger = logging.getLogger(__name__)
 METRICS = ("cosine", "euclidean", "dotproduct")
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 MILVUS_METRICS = {"cosine": "COSINE", "euclidean": "L2", "dotproduct": "IP"}
-DEFAULT_BRAIN_KEY = "frame_sim"
 
 
 def embeddings_field_for(brain_key):
     return f"{brain_key}_embedding"
+
+
+def staging_field_for(brain_key):
+    """Where a build embeds first; it becomes the embeddings field only once
+    every check passed (an interrupted build leaves it: cleanup removes it)."""
+    return f"vrag_staging_{brain_key}_embedding"
 
 
 def default_collection_name(dataset_name, brain_key):
@@ -51,7 +79,12 @@ def validate_request(samples, brain_key, metric, consistency_level, overwrite):
             f"Unknown consistency level {consistency_level!r}. "
             f"Choices: {', '.join(CONSISTENCY_LEVELS)}"
         )
-    if not brain_key or not brain_key.replace("_", "").isalnum():
+    if (
+        not isinstance(brain_key, str)
+        or not brain_key
+        or not brain_key.isascii()
+        or not brain_key.replace("_", "").isalnum()
+    ):
         raise InvalidInputError(
             f"Brain key {brain_key!r} must be letters, digits and _"
         )
@@ -67,40 +100,15 @@ def validate_request(samples, brain_key, metric, consistency_level, overwrite):
         )
 
 
-def check_collection_compatible(connection, collection_name, dimension, metric):
+def check_collection_compatible(
+    connection, collection_name, dimension, metric, shape=None, empty=False
+):
     """Raises :class:`IndexConfigError` if ``collection_name`` exists in Milvus
-    with another vector dimension or metric. The collection is not touched."""
-    client = connection.client()
-    if not client.has_collection(collection_name):
-        return
-    info = client.describe_collection(collection_name)
-    dims = [
-        f.get("params", {}).get("dim")
-        for f in info.get("fields", [])
-        if f.get("name") == "vector"
-    ]
-    existing_dim = int(dims[0]) if dims and dims[0] is not None else None
-    existing_metric = _collection_metric(client, collection_name)
-    wanted_metric = MILVUS_METRICS[metric]
-    if existing_dim not in (None, dimension) or existing_metric not in (
-        None,
-        wanted_metric,
-    ):
-        raise IndexConfigError(
-            f"Milvus collection {collection_name!r} at {connection.display_uri} "
-            f"already exists with dimension {existing_dim} and metric "
-            f"{existing_metric}; this index needs dimension {dimension} and "
-            f"metric {wanted_metric}. Choose another collection name. The "
-            "existing collection was left untouched."
-        )
-
-
-def _collection_metric(client, collection_name):
-    for index_name in client.list_indexes(collection_name):
-        info = client.describe_index(collection_name, index_name)
-        if info.get("metric_type"):
-            return info["metric_type"]
-    return None
+    with other fields than ``shape``, another vector dimension or metric, or
+    (``empty=True``) vectors in it. The collection is not touched."""
+    return check_existing(
+        connection, collection_name, dimension, metric, shape=shape, empty=empty
+    )
 
 
 def build_frame_index(
@@ -114,7 +122,6 @@ def build_frame_index(
     batch_size=16,
     progress=None,
     settings=None,
-    num_workers=None,
 ):
     """Embeds ``samples`` with ``model`` and indexes them in Milvus.
 
@@ -130,9 +137,6 @@ def build_frame_index(
         batch_size (16): embedding batch size
         progress (None): a callable ``progress(fraction, label)``
         settings (None): a :class:`~plugin.settings.Settings` (the Milvus store)
-        num_workers (None): image-loading workers of the embedding's data
-            loader (None: FiftyOne's choice, half the cores); the model runs
-            on the GPU when there is one
 
     Returns:
         the fiftyone-brain similarity index
@@ -140,29 +144,35 @@ def build_frame_index(
     prepare_process(settings)
     validate_request(samples, brain_key, metric, consistency_level, overwrite)
     settings = Settings.coerce(settings)
-    connection = settings.milvus()
+    connection = guard.reachable(settings)
     spec = resolve_model(model)
     dataset = samples._root_dataset
     collection_name = collection_name or default_collection_name(
         dataset.name, brain_key
     )
+    replaced = _replaced_collection(dataset, brain_key, overwrite)
     report(progress, 0.0, f"Loading model {spec.name}")
     embedder = load_model(spec)
-    field = embeddings_field_for(brain_key)
+
+    def check(dimension):  # the one being replaced may differ: it goes anyway
+        if replaced != collection_name:
+            _check_target(settings, collection_name, dimension, metric)
+
+    dimension = _probe_dimension(samples, embedder)
+    if dimension:
+        check(dimension)  # before embedding everything
     report(progress, 0.1, f"Embedding {len(samples)} frames")
-    samples.compute_embeddings(
-        embedder, embeddings_field=field, batch_size=batch_size, num_workers=num_workers
-    )
-    dimension = len(samples.first()[field])
-    replaced = _replaced_collection(dataset, brain_key, overwrite)
-    if replaced != collection_name:  # the one being replaced may differ
-        check_collection_compatible(connection, collection_name, dimension, metric)
+    staging = _embed(samples, embedder, staging_field_for(brain_key), batch_size)
+    check(len(samples.first()[staging]))
+    # Every check passed and every frame is embedded: now replace
     if replaced is not None:
         delete_frame_index(dataset, brain_key, settings, keep_embeddings=True)
+    field = _swap_in(dataset, staging, embeddings_field_for(brain_key))
     report(progress, 0.8, f"Writing vectors to Milvus ({connection.kind})")
-    index = fob.compute_similarity(
+    index = _write_index(
         samples,
-        backend="milvus",
+        settings,
+        replaced,
         brain_key=brain_key,
         model=spec.zoo_name,
         model_kwargs=spec.model_kwargs or None,
@@ -170,59 +180,118 @@ def build_frame_index(
         metric=metric,
         consistency_level=consistency_level,
         collection_name=collection_name,
-        **connection.credentials(),
     )
     report(progress, 1.0, "Done")
     return index
 
 
-def load_frame_index(dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None):
-    """Loads an existing index, connected to the store of ``settings``."""
-    prepare_process(settings)
-    if brain_key not in dataset.list_brain_runs():
-        raise IndexNotFoundError(
-            f"Dataset {dataset.name!r} has no index {brain_key!r}. "
-            f"Existing: {', '.join(dataset.list_brain_runs()) or 'none'}"
-        )
-    connection = Settings.coerce(settings).milvus()
-    index = _cached_index(dataset, brain_key, connection)
-    if index is None:
-        index = dataset.load_brain_results(brain_key, **connection.credentials())
-    if index.collection is None:
-        raise IndexNotFoundError(
-            f"The collection {index.config.collection_name!r} of index "
-            f"{brain_key!r} is not in Milvus at {connection.display_uri}. Point "
-            "the workbench at the store the index was built on (VRAG_MILVUS_URI "
-            "or the form's Milvus field), or rebuild the index."
-        )
-    return index
+def _check_target(settings, collection_name, dimension, metric):
+    guard.call(
+        settings,
+        f"checking collection {collection_name!r}",
+        lambda c: check_collection_compatible(
+            c, collection_name, dimension, metric, shape=FRAME_SHAPE, empty=True
+        ),
+    )
 
 
-def _cached_index(dataset, brain_key, connection):
-    """FiftyOne caches loaded brain results per dataset and ignores the
-    credentials of later loads: reuse the cached index only when it points at
-    ``connection``'s store, else drop it so it is loaded against that store."""
-    cache = dataset._brain_cache  # FiftyOne's own results cache (private)
-    index = cache.get(brain_key)
-    if index is not None and getattr(index.config, "uri", None) != connection.uri:
-        cache.pop(brain_key, None)
+def _probe_dimension(samples, embedder):
+    """The dimension of the model's vectors, from ONE frame (None if that
+    frame cannot be embedded: the full run will say why)."""
+    try:
+        vectors = samples.limit(1).compute_embeddings(embedder)
+    except Exception as e:  # a bad first frame: the full run reports it
+        logger.debug("Could not embed the first frame: %s", e)
         return None
-    return index
+    if vectors is None or len(vectors) == 0 or vectors[0] is None:
+        return None
+    return len(vectors[0])
+
+
+def _embed(samples, embedder, staging, batch_size):
+    dataset = samples._root_dataset
+    try:
+        samples.compute_embeddings(
+            embedder, embeddings_field=staging, batch_size=batch_size
+        )
+    except BaseException:
+        _drop_field(dataset, staging)
+        raise
+    if samples.exists(staging).count() == 0:
+        _drop_field(dataset, staging)
+        raise InvalidInputError(
+            "No frame could be embedded (missing or unreadable image files?)"
+        )
+    return staging
+
+
+def _swap_in(dataset, staging, field):
+    _drop_field(dataset, field)
+    dataset.rename_sample_field(staging, field)
+    return field
+
+
+def _drop_field(dataset, field):
+    if dataset.has_sample_field(field):
+        dataset.delete_sample_field(field)
+
+
+def _write_index(samples, settings, replaced, brain_key, collection_name, **kwargs):
+    """brain's ``compute_similarity``; if it fails, the run and collection
+    it left behind are removed (a broken run breaks search and delete)."""
+    dataset = samples._root_dataset
+
+    def write(connection):
+        return fob.compute_similarity(
+            samples,
+            backend="milvus",
+            brain_key=brain_key,
+            collection_name=collection_name,
+            **kwargs,
+            **connection.credentials(),
+        )
+
+    try:
+        index = guard.call(settings, f"writing frame index {brain_key!r}", write)
+    except BaseException as e:
+        _remove_broken_build(dataset, brain_key, settings, collection_name)
+        if replaced is not None and isinstance(e, VideoRagError):
+            e.message += (
+                f" The previous index {brain_key!r} had already been replaced "
+                "and its partial replacement was removed: run the build again."
+            )
+            e.args = (e.message,)
+        raise
+    return bound_index(index, settings.milvus())
+
+
+def _remove_broken_build(dataset, brain_key, settings, collection_name):
+    if brain_key in dataset.list_brain_runs():
+        fcb.BrainMethod.delete_run(dataset, brain_key, cleanup=False)
+    try:
+        guard.call(
+            settings,
+            f"removing the partial collection {collection_name!r}",
+            lambda c: drop_frame_collection(c, collection_name),
+        )
+    except VideoRagError as e:  # the store is gone: cleanup finds it later
+        logger.warning(
+            "Could not remove the partial collection %r (%s); "
+            "`python -m plugin.cleanup` removes it later",
+            collection_name,
+            e.message,
+        )
 
 
 def sync_frame_index(
-    dataset,
-    brain_key=DEFAULT_BRAIN_KEY,
-    settings=None,
-    batch_size=16,
-    progress=None,
-    num_workers=None,
+    dataset, brain_key=DEFAULT_BRAIN_KEY, settings=None, batch_size=16, progress=None
 ):
     """Adds frames that are not indexed yet, removes deleted ones.
 
     Existing vectors are not recomputed: only samples without a stored
     embedding are embedded. Returns ``{"added": n, "removed": m}``.
     """
+    settings = Settings.coerce(settings)
     index = load_frame_index(dataset, brain_key, settings)
     field = embeddings_field_for(brain_key)
     # Freeze the ids: once embedded, the frames no longer match exists(False)
@@ -231,50 +300,43 @@ def sync_frame_index(
     report(progress, 0.1, f"Embedding {added} new frames")
     if added:
         missing.compute_embeddings(
-            index.get_model(),
-            embeddings_field=field,
-            batch_size=batch_size,
-            num_workers=num_workers,
+            index.get_model(), embeddings_field=field, batch_size=batch_size
         )
-        ids, vectors = missing.values(["id", field])
-        index.add_to_index(_as_array(vectors), ids)
-    stale = sorted(set(index_ids(index)) - set(dataset.values("id")))
-    if stale:
-        index.remove_from_index(sample_ids=stale)
-    report(progress, 1.0, "Done")
-    return {"added": added, "removed": len(stale)}
+    ids, vectors = missing.values(["id", field]) if added else ([], [])
+    live = set(dataset.values("id"))
 
+    def write(index):
+        if ids:
+            index.add_to_index(_as_array(vectors), ids)
+        stale = sorted(set(index_ids(index)) - live)
+        if stale:
+            index.remove_from_index(sample_ids=stale)
+        return len(stale)
 
-def index_ids(index, page=16384):
-    """All sample ids stored in a brain Milvus index.
-
-    Written by hand because brain's Milvus backend cannot list its vectors
-    (``get_embeddings()`` without ids raises); we page through the pks.
-    """
-    collection = index.collection
-    if collection is None:
-        return []
-    iterator = collection.query_iterator(
-        batch_size=page, output_fields=["pk"], consistency_level="Strong"
+    removed = with_frame_index(
+        dataset, brain_key, settings, f"syncing frame index {brain_key!r}", write
     )
-    ids = []
-    while True:
-        batch = iterator.next()
-        if not batch:
-            iterator.close()
-            return ids
-        ids.extend(row["pk"] for row in batch)
+    report(progress, 1.0, "Done")
+    return {"added": added, "removed": removed}
 
 
 def delete_frame_index(dataset, brain_key, settings=None, keep_embeddings=False):
     """Deletes the brain run, its Milvus collection and (unless asked to keep
-    them) the embeddings field."""
-    index = load_frame_index(dataset, brain_key, settings)
-    index.cleanup()
-    dataset.delete_brain_run(brain_key)
+    them) the embeddings field. Works for a broken run too (an interrupted
+    build, a run pointed at a collection of another kind, which is kept)."""
+    require_run(dataset, brain_key)
+    settings = Settings.coerce(settings)
+    collection_name = dataset.get_brain_info(brain_key).config.collection_name
+
+    def drop(connection):
+        forget_index(dataset, brain_key)
+        return drop_frame_collection(connection, collection_name)
+
+    guard.call(settings, f"deleting frame index {brain_key!r}", drop)
+    fcb.BrainMethod.delete_run(dataset, brain_key, cleanup=False)  # dropped above
     field = embeddings_field_for(brain_key)
-    if not keep_embeddings and dataset.has_sample_field(field):
-        dataset.delete_sample_field(field)
+    if not keep_embeddings:
+        _drop_field(dataset, field)
 
 
 def _replaced_collection(dataset, brain_key, overwrite):

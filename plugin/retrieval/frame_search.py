@@ -1,11 +1,19 @@
 """Text-to-frame search on a frame index."""
 
-from plugin.inputs import MAX_QUERY_CHARS, require_int, validate_query
+from plugin.errors import InvalidInputError
+from plugin.inputs import (
+    MAX_QUERY_CHARS,
+    require_int,
+    require_sample_ids,
+    validate_query,
+)
 from plugin.retrieval import brain_fixes
-from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY, load_frame_index
+from plugin.retrieval.frame_store import DEFAULT_BRAIN_KEY, with_frame_index
 from plugin.retrieval.hits import FrameHit, read_frames
 
-__all__ = ["MAX_QUERY_CHARS", "hits_view", "search_frames", "validate_query"]
+__all__ = ["MAX_K", "MAX_QUERY_CHARS", "hits_view", "search_frames", "validate_query"]
+
+MAX_K = 16384  # Milvus' largest top-k
 
 
 def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, settings=None):
@@ -22,12 +30,29 @@ def search_frames(dataset, query, k=10, brain_key=DEFAULT_BRAIN_KEY, settings=No
         a list of :class:`FrameHit`
     """
     text = validate_query(query)
-    require_int("k", k)
-    index = load_frame_index(dataset._root_dataset, brain_key, settings)
-    if dataset.view() != dataset._root_dataset.view():
-        index.use_view(dataset)
-    ids, scores = brain_fixes.nearest(index, text, k)
-    return _hits(dataset._root_dataset, ids, scores)
+    require_k(k)
+    root = dataset._root_dataset
+    restricted = dataset.view() != root.view()
+
+    def search(index):
+        # The index is cached and shared: set (or clear) the view every time
+        if restricted:
+            index.use_view(dataset)
+        else:
+            index.clear_view()
+        return brain_fixes.nearest(index, text, k)
+
+    doing = f"searching frame index {brain_key!r}"
+    ids, scores = with_frame_index(root, brain_key, settings, doing, search)
+    return _hits(root, ids, scores)
+
+
+def require_k(k, name="k"):
+    """``k`` if it is a top-k Milvus accepts (1 to :data:`MAX_K`)."""
+    require_int(name, k)
+    if k > MAX_K:
+        raise InvalidInputError(f"{name} must be at most {MAX_K}, got {k}")
+    return k
 
 
 def _hits(dataset, ids, scores):
@@ -45,4 +70,5 @@ def _hits(dataset, ids, scores):
 
 def hits_view(dataset, hits):
     """A view of the hit frames in rank order (for the App)."""
-    return dataset.select([hit.sample_id for hit in hits], ordered=True)
+    ids = require_sample_ids([hit.sample_id for hit in hits])
+    return dataset.select(ids, ordered=True)

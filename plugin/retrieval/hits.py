@@ -7,6 +7,8 @@ nothing more from the dataset.
 
 import dataclasses
 
+from plugin.inputs import require_sample_ids
+
 #: The frame sample fields a hit carries (written by plugin/video/importer.py)
 FRAME_FIELDS = (
     "filepath",
@@ -15,6 +17,7 @@ FRAME_FIELDS = (
     "video_title",
     "timestamp",
     "transcript",
+    "screen_text",  # plugin/video/screen_text.py (when read)
 )
 
 
@@ -30,6 +33,7 @@ class Frame:
     video_title: str = ""
     timestamp: float | None = None
     transcript: str = ""
+    screen_text: str = ""
 
 
 @dataclasses.dataclass
@@ -57,14 +61,36 @@ class TextHit:
 
 
 @dataclasses.dataclass
+class SignalMatch:
+    """How one signal (index) ranked a fused frame: its 0-based ``rank`` in
+    that signal's list, the index's ``score`` there, and what it added to
+    the fused score (``contribution``: weight / (rrf_k + rank + 1))."""
+
+    rank: int
+    score: float
+    contribution: float
+
+
+@dataclasses.dataclass
 class FusedHit:
     """A frame in the hybrid ranking, with the evidence that put it there."""
 
     sample_id: str
-    score: float  # fused score (reciprocal rank fusion)
+    score: float  # fused score (weighted reciprocal rank fusion)
     frame_hit: FrameHit | None = None
-    text_hits: list = dataclasses.field(default_factory=list)
-    frame: Frame | None = None  # the frame's fields, from either kind of hit
+    text_hits: list = dataclasses.field(default_factory=list)  # transcript
+    frame: Frame | None = None  # the frame's fields, from any kind of hit
+    screen_hits: list = dataclasses.field(default_factory=list)  # on-screen text
+    #: signal name ("frames", "transcripts", "screen_text") -> SignalMatch,
+    #: for each signal that put the frame there, largest contribution first
+    signals: dict = dataclasses.field(default_factory=dict)
+
+    def explain(self):
+        """``"screen_text #1 (0.71) + transcripts #4 (0.38)"``: the signals
+        that found this frame, their 1-based ranks and index scores."""
+        return " + ".join(
+            f"{name} #{m.rank + 1} ({m.score:.2f})" for name, m in self.signals.items()
+        )
 
 
 def read_frames(samples, sample_ids):
@@ -73,7 +99,8 @@ def read_frames(samples, sample_ids):
     The values fit ``Frame(sample_id, **fields)``."""
     root = samples._root_dataset
     names = [n for n in FRAME_FIELDS if root.has_sample_field(n)]
-    values = root.select(list(sample_ids)).values(["id", *names])
+    ids = require_sample_ids(sample_ids)  # not bson's raw InvalidId
+    values = root.select(ids).values(["id", *names])
     rows = {}
     for sample_id, *row in zip(*values):
         fields = {n: v for n, v in zip(names, row) if v is not None}

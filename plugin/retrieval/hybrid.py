@@ -20,7 +20,7 @@ from collections import defaultdict
 from plugin.errors import IndexNotFoundError
 from plugin.inputs import require_int, validate_query
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
-from plugin.retrieval.frame_search import search_frames
+from plugin.retrieval.frame_search import require_k, search_frames
 from plugin.retrieval.hits import FusedHit
 from plugin.retrieval.transcript_index import search_transcript, transcript_index_info
 from plugin.settings import Settings
@@ -68,10 +68,11 @@ def hybrid_search(
         a list of :class:`FusedHit`
     """
     text = validate_query(query)
-    require_int("k", k)
+    require_k(k)
     require_int("rrf_k", rrf_k, lowest=0)
-    require_int("frame_k", frame_k, optional=True)
-    require_int("text_k", text_k, optional=True)
+    for name, value in (("frame_k", frame_k), ("text_k", text_k)):
+        if value is not None:
+            require_k(value, name)
     have = available_indexes(dataset, brain_key)
     if not any(have.values()):
         raise IndexNotFoundError(

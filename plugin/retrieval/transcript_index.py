@@ -14,18 +14,25 @@ and sync embed with the model the index was built with.
 """
 
 import json
+import logging
 from collections import defaultdict
 
+from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
-from plugin.inputs import require_int, validate_query
-from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.inputs import validate_query
+from plugin.milvus import LITE_FILE, LOCAL, guard, is_milvus_lite
+from plugin.milvus.schema import TRANSCRIPT_SHAPE, check_existing
 from plugin.models.text import canonical_name, load_text_embedder
 from plugin.progress import report
-from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
+from plugin.retrieval import lite_index
+from plugin.retrieval.frame_index import MILVUS_METRICS
+from plugin.retrieval.frame_search import require_k
 from plugin.retrieval.hits import Frame, TextHit, read_frames
 from plugin.settings import Settings
 from plugin.video.alignment import segment_frame_ids
 from plugin.video.transcripts import load_transcript_segments, load_video_records
+
+logger = logging.getLogger(__name__)
 
 INFO_KEY = "vrag_transcript_index"
 TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
@@ -87,28 +94,21 @@ def build_transcript_index(
     # Unknown models, empty datasets and unreachable Milvus fail before any work
     model_name = canonical_name(text_model, settings)
     segments = _live_segments(dataset, require=True)
-    connection = settings.milvus()
-    client = connection.client()
+    connection = guard.reachable(settings)
     embedder = load_text_embedder(model_name, settings)
     report(progress, 0.05, f"Embedding {len(segments)} transcript segments")
     vectors = _embed(embedder, segments, progress, 0.05, 0.8)
     dimension = len(vectors[0])
     name = collection_name or default_collection_name(dataset.name)
     replaced = existing["collection_name"] if existing else None
-    if name != replaced:  # the collection being replaced may differ
-        check_collection_compatible(connection, name, dimension, metric)
-        if client.has_collection(name) and not overwrite:
-            raise IndexConfigError(
-                f"Milvus collection {name!r} already exists at "
-                f"{connection.display_uri}. Choose another collection name, or "
-                "pass overwrite=True to replace it."
-            )
-    for old in {replaced, name} - {None}:
-        if client.has_collection(old):
-            client.drop_collection(old)
     report(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
-    _create_collection(client, connection, name, dimension, metric)
-    _insert(client, name, dataset.name, segments, vectors)
+    created = set()  # a retry after a reconnect may find our partial collection
+
+    def write(connection):
+        target = (name, dimension, metric, overwrite, created)
+        _write_collection(connection, dataset, target, replaced, segments, vectors)
+
+    _store_call(settings, f"writing transcript index {name!r}", write)
     info = {
         "text_model": embedder.name,
         "dimension": dimension,
@@ -122,6 +122,73 @@ def build_transcript_index(
     return info
 
 
+def _write_collection(connection, dataset, target, replaced, segments, vectors):
+    """Checks the target collection, drops the replaced one, writes the new
+    one (dropped again if the writing fails)."""
+    name, dimension, metric, overwrite, created = target
+    client = connection.client()
+    if name != replaced and name not in created:  # the replaced one may differ
+        exists = check_existing(
+            connection,
+            name,
+            dimension,
+            metric,
+            shape=TRANSCRIPT_SHAPE,
+            what="this transcript index",
+        )
+        if exists and not overwrite:
+            raise IndexConfigError(
+                f"Milvus collection {name!r} already exists at "
+                f"{connection.display_uri}. Choose another collection name, or "
+                "pass overwrite=True to replace it."
+            )
+        if exists:
+            _refuse_foreign_rows(client, connection, name, dataset.name)
+    for old in {replaced, name} - {None}:
+        if client.has_collection(old):
+            client.drop_collection(old)
+    if replaced is not None:  # gone now: no record may point at it
+        dataset.info.pop(INFO_KEY, None)
+        dataset.save()
+    _create_collection(client, connection, name, dimension, metric)
+    created.add(name)
+    try:
+        _insert(client, name, dataset.name, segments, vectors)
+    except BaseException:
+        _drop_quietly(client, name)
+        raise
+
+
+def _refuse_foreign_rows(client, connection, name, dataset_name):
+    rows = client.query(
+        name,
+        filter=f"dataset != {json.dumps(dataset_name[:_ID_MAX])}",
+        output_fields=["dataset"],
+        limit=1,
+    )
+    if rows:
+        raise IndexConfigError(
+            f"Milvus collection {name!r} at {connection.display_uri} holds the "
+            f"transcript index of dataset {rows[0]['dataset']!r}; overwriting it "
+            "would delete that index. Choose another collection name. The "
+            "existing collection was left untouched."
+        )
+
+
+def _drop_quietly(client, name):
+    try:
+        if client.has_collection(name):
+            client.drop_collection(name)
+    except Exception as e:  # the store is gone: cleanup finds it later
+        logger.warning("Could not drop the partial collection %r: %s", name, e)
+
+
+def _store_call(settings, doing, operation):
+    """``operation(connection)`` through :func:`plugin.milvus.guard.call`;
+    after a store restart the shared client is rebuilt and it runs again."""
+    return guard.call(settings, doing, operation, recover=forget_milvus_client)
+
+
 def sync_transcript_index(dataset, progress=None, settings=None):
     """Adds segments of newly imported videos and removes those of deleted videos.
 
@@ -132,8 +199,11 @@ def sync_transcript_index(dataset, progress=None, settings=None):
     dataset = dataset._root_dataset
     info = _require_info(dataset)
     settings = Settings.coerce(settings)
-    client = _open_collection(settings.milvus(), info)
-    indexed = _indexed_texts(client, info["collection_name"])
+    name = info["collection_name"]
+    doing = f"syncing transcript index {name!r}"
+    indexed = _store_call(
+        settings, doing, lambda c: _indexed_texts(_open_collection(c, info), name)
+    )
     segments = _live_segments(dataset, require=False)
     live_ids = {s["segment_id"] for s in segments}
     todo = [s for s in segments if indexed.get(s["segment_id"]) != _fit(s["text"])]
@@ -143,11 +213,16 @@ def sync_transcript_index(dataset, progress=None, settings=None):
         report(progress, 0.05, f"Embedding {len(todo)} new transcript segments")
         vectors = _embed(embedder, todo, progress, 0.05, 0.9)
         _check_dimension(info, vectors, embedder)
-        _insert(
-            client, info["collection_name"], dataset.name, todo, vectors, upsert=True
-        )
-    if stale:
-        client.delete(info["collection_name"], ids=stale)
+
+    def write(connection):
+        client = _open_collection(connection, info)
+        if todo:
+            _insert(client, name, dataset.name, todo, vectors, upsert=True)
+        if stale:
+            client.delete(name, ids=stale)
+
+    if todo or stale:
+        _store_call(settings, doing, write)
     _record(dataset, {**info, "num_segments": len(segments)})
     report(progress, 1.0, "Done")
     updated = sum(1 for s in todo if s["segment_id"] in indexed)
@@ -158,9 +233,14 @@ def delete_transcript_index(dataset, settings=None):
     """Drops the Milvus collection (if it is there) and forgets the settings."""
     dataset = dataset._root_dataset
     info = _require_info(dataset)
-    client = Settings.coerce(settings).milvus().client()
-    if client.has_collection(info["collection_name"]):
-        client.drop_collection(info["collection_name"])
+    name = info["collection_name"]
+
+    def drop(connection):
+        client = connection.client()
+        if client.has_collection(name):
+            client.drop_collection(name)
+
+    _store_call(Settings.coerce(settings), f"deleting transcript index {name!r}", drop)
     dataset.info.pop(INFO_KEY, None)
     dataset.save()
 
@@ -179,27 +259,33 @@ def search_transcript(dataset, query, k=10, settings=None):
         fields) are the frames that carry the segment (plugin/video/alignment.py)
     """
     text = validate_query(query)
-    require_int("k", k)
+    require_k(k)
     info = _require_info(dataset._root_dataset)
     settings = Settings.coerce(settings)
-    client = _open_collection(settings.milvus(), info)
+    name = info["collection_name"]
+    doing = f"searching transcript index {name!r}"
+    _store_call(settings, doing, lambda c: _open_collection(c, info, load=False))
     video_ids = sorted(_video_ids(dataset))
     if not video_ids:
         return []
     embedder = load_text_embedder(info["text_model"], settings)
     vector = embedder.embed([text])[0]
     _check_dimension(info, [vector], embedder)
-    rows = client.search(
-        info["collection_name"],
-        data=[vector],
-        limit=k,
-        # Only videos that are still here (a deleted video's segments stay
-        # until the next sync) and, for a view, in the view.
-        filter=f"video_id in {json.dumps(video_ids)}",
-        output_fields=_FIELDS,
-        search_params=_search_params(info, k),
-        consistency_level="Strong",
-    )[0]
+
+    def search(connection):
+        return _open_collection(connection, info).search(
+            name,
+            data=[vector],
+            limit=k,
+            # Only videos that are still here (a deleted video's segments stay
+            # until the next sync) and, for a view, in the view.
+            filter=f"video_id in {json.dumps(video_ids)}",
+            output_fields=_FIELDS,
+            search_params=_search_params(info, k),
+            consistency_level="Strong",
+        )[0]
+
+    rows = _store_call(settings, doing, search)
     hits = [_text_hit(row, rank) for rank, row in enumerate(rows)]
     _attach_frames(dataset, hits)
     return hits
@@ -317,7 +403,8 @@ def _create_collection(client, connection, name, dimension, metric):
 def _index_params(connection, metric):
     metric_type = MILVUS_METRICS[metric]
     if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
-        return {"index_type": "FLAT", "metric_type": metric_type, "params": {}}
+        # Created empty: FLAT; _insert refits it by size (lite_index)
+        return lite_index.lite_index_params(metric_type, 0)
     params = {"M": 16, "efConstruction": 64}
     return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
 
@@ -346,6 +433,9 @@ def _insert(client, collection, dataset_name, segments, vectors, upsert=False):
     ]
     for first in range(0, len(rows), _INSERT_BATCH):
         write(collection, rows[first : first + _INSERT_BATCH])
+    # Unflushed rows are searched by brute force (~1.2 s a query at 100k);
+    # on Milvus Lite the index then follows the size (FLAT -> IVF_FLAT).
+    lite_index.fit_collection(client, collection)
 
 
 def _indexed_texts(client, collection, page=1000):
@@ -373,7 +463,7 @@ def _require_info(dataset):
     return info
 
 
-def _open_collection(connection, info):
+def _open_collection(connection, info, load=True):
     client = connection.client()
     if not client.has_collection(info["collection_name"]):
         raise IndexNotFoundError(
@@ -382,8 +472,8 @@ def _open_collection(connection, info):
             f"{info['milvus_kind']!r} Milvus store. Pass that store's URI "
             "(or set VRAG_MILVUS_URI), or rebuild the index with overwrite=True."
         )
-    # A restarted Milvus (Lite) server keeps collections released
-    client.load_collection(info["collection_name"])
+    if load:  # a restarted Milvus (Lite) server keeps collections released
+        client.load_collection(info["collection_name"])
     return client
 
 

@@ -1,6 +1,7 @@
 """The options of a video import, with their checks (shared by core and App form)."""
 
 from dataclasses import asdict, dataclass, fields
+from importlib.util import find_spec
 
 from plugin.errors import InvalidInputError, UnknownModelError
 from plugin.models.speech import (
@@ -32,6 +33,11 @@ class ImportOptions:
             (None/"" or "auto": detect)
         transcript_window: seconds of transcript per frame, centred on the
             frame (None: the frame's own interval, up to the next frame)
+        screen_text: read the text shown on frames (slides, captions) into
+            ``screen_text`` / ``screen_text_boxes`` (:mod:`plugin.video.screen_text`).
+            Off by default: it costs more than 25% of the import time on the
+            import benchmark (bench/results/screen_text.md); on slide videos
+            unchanged slides are read once, so it costs far less there.
     """
 
     fps: float = DEFAULT_FPS
@@ -47,6 +53,7 @@ class ImportOptions:
     model: str = DEFAULT_SPEECH_MODEL
     language: str | None = None
     transcript_window: float | None = None
+    screen_text: bool = False
 
     @classmethod
     def from_dict(cls, values):
@@ -79,6 +86,11 @@ class ImportOptions:
             problems["transcript_window"] = "Transcript window must be positive"
         if self.transcribe:
             problems.update(self._model_problems())
+        if self.screen_text and find_spec("rapidocr_onnxruntime") is None:
+            problems["screen_text"] = (
+                "Reading on-screen text needs rapidocr-onnxruntime "
+                "(see requirements-post.txt)"
+            )
         return problems
 
     def _model_problems(self):

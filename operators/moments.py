@@ -1,0 +1,183 @@
+"""Operators: play frames as moments of their videos, and densify around them.
+
+Both take the selected frames, else the first ``k`` frames of the current
+view (e.g. a search result, best first).
+"""
+
+import fiftyone.operators.types as types
+
+from plugin.errors import InvalidInputError
+from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
+from plugin.video.densify import DEFAULT_DENSE_FPS, DEFAULT_RADIUS_S, densify_around
+from plugin.video.moments import (
+    DEFAULT_PAD_S,
+    MOMENTS_VIEW,
+    clip_spans,
+    clips_view,
+    moments_from_frames,
+)
+
+from .forms import (
+    WorkbenchOperator,
+    flag,
+    frame_index_keys,
+    milvus_input,
+    work_args,
+)
+
+_K = 5  # frames taken from the current view when nothing is selected
+_MAX_DENSIFY = 5  # moments densified in one run
+
+
+class OpenMoments(WorkbenchOperator, label="open moments"):
+    """Plays the selected frames (or the current result's first ones) as clips of
+    their videos, from the start of each moment, with the transcript on the timeline.
+    """
+
+    def form(self, ctx, inputs):
+        _source_inputs(ctx, inputs)
+        inputs.float(
+            "pad_s",
+            default=DEFAULT_PAD_S,
+            label="Seconds around a frame without transcript",
+        )
+
+    def run(self, ctx):
+        ids = frame_ids(ctx, int(ctx.params.get("k") or _K))
+        pad = float(ctx.params.get("pad_s") or DEFAULT_PAD_S)
+        clips = clips_view(ctx.dataset, moments_from_frames(ctx.dataset, ids, pad))
+        if not ctx.delegated:
+            show_clips(ctx, clips)
+        return {"moments": _rows(clips)}
+
+    def outputs(self, ctx, outputs):
+        _table(outputs, "moments", "Moments")
+
+
+class DensifyMoments(
+    WorkbenchOperator, label="densify around moments", background=True
+):
+    """Samples the video around the selected frames (or the current result's first
+    ones) at a higher rate and adds those frames to the frame index.
+    """
+
+    def form(self, ctx, inputs):
+        _source_inputs(ctx, inputs)
+        inputs.float("radius_s", default=DEFAULT_RADIUS_S, label="Seconds either side")
+        fps = inputs.float("fps", default=DEFAULT_DENSE_FPS, label="Frames per second")
+        if ctx.params.get("fps") is not None:
+            flag(fps, lambda: _positive("Frames per second", ctx.params["fps"]))
+        keys = frame_index_keys(ctx.dataset)
+        choices = types.Dropdown()
+        for key in keys:
+            choices.add_choice(key, label=key)
+        default = DEFAULT_BRAIN_KEY if DEFAULT_BRAIN_KEY in keys else None
+        if keys:
+            inputs.enum(
+                "brain_key",
+                choices.values(),
+                default=default or keys[0],
+                view=choices,
+                label="Add the new frames to index",
+            )
+        milvus_input(ctx, inputs)
+
+    def is_large(self, ctx):
+        return True  # decoding and embedding: minutes on long spans
+
+    def run(self, ctx):
+        k = min(int(ctx.params.get("k") or _K), _MAX_DENSIFY)
+        ids = frame_ids(ctx, k)[:_MAX_DENSIFY]
+        args = work_args(ctx)
+        moments = moments_from_frames(ctx.dataset, ids)
+        rows = []
+        for moment in moments:
+            result = densify_around(
+                ctx.dataset,
+                moment,
+                radius_s=float(ctx.params.get("radius_s") or DEFAULT_RADIUS_S),
+                fps=float(ctx.params.get("fps") or DEFAULT_DENSE_FPS),
+                brain_key=ctx.params.get("brain_key"),
+                **args,
+            )
+            rows.append(
+                {
+                    "video": moment.video_id[:8],
+                    "span": f"{result.start:.1f}-{result.end:.1f} s",
+                    "added": len(result.added),
+                    "note": result.note,
+                }
+            )
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return {"moments": rows}
+
+    def outputs(self, ctx, outputs):
+        table = types.TableView()
+        for key, label in (
+            ("video", "Video"),
+            ("span", "Span"),
+            ("added", "Frames added"),
+            ("note", "Note"),
+        ):
+            table.add_column(key, label=label)
+        outputs.list("moments", types.Object(), label="Densified", view=table)
+
+
+def frame_ids(ctx, k):
+    """The selected frames, else the first ``k`` of the current view."""
+    if ctx.dataset is None:
+        raise InvalidInputError("Open a frames dataset first")
+    if ctx.dataset.media_type != "image":
+        raise InvalidInputError(
+            "Run this on the frames dataset (its frames are the moments' source)"
+        )
+    ids = list(ctx.selected or [])
+    if not ids:
+        ids = ctx.view.limit(k).values("id")
+    if not ids:
+        raise InvalidInputError("No frames selected and the view is empty")
+    return ids
+
+
+def show_clips(ctx, clips):
+    """Shows ``clips`` in the App: saved as the video dataset's ``moments``
+    view, which the App opens (switching to the video dataset if needed)."""
+    videos = clips._root_dataset
+    videos.save_view(MOMENTS_VIEW, clips, overwrite=True)
+    if ctx.dataset is None or ctx.dataset.name != videos.name:
+        ctx.ops.open_dataset(videos.name)
+    ctx.ops.set_view(name=MOMENTS_VIEW)
+
+
+def _source_inputs(ctx, inputs):
+    n = len(ctx.selected or [])
+    label = (
+        f"The {n} selected frames"
+        if n
+        else "No selection: the first frames of the view"
+    )
+    inputs.view("source_note", types.Notice(label=label))
+    if not n:
+        count = inputs.int("k", default=_K, label="Frames from the view")
+        if ctx.params.get("k") is not None:
+            flag(count, lambda: _positive("Frames from the view", ctx.params["k"]))
+
+
+def _positive(label, value):
+    if not isinstance(value, int | float) or value <= 0:
+        raise InvalidInputError(f"{label} must be positive")
+
+
+def _rows(clips):
+    return [
+        {"rank": n + 1, "video": video_id[:8], "span": f"{start:.1f}-{end:.1f} s"}
+        for n, (video_id, start, end) in enumerate(clip_spans(clips))
+    ]
+
+
+def _table(outputs, name, label):
+    table = types.TableView()
+    for key, text in (("rank", "#"), ("video", "Video"), ("span", "Span")):
+        table.add_column(key, label=text)
+    outputs.list(name, types.Object(), label=label, view=table)

@@ -1,0 +1,379 @@
+"""Text indexes: rows of text embedded into a Milvus collection of their own.
+
+What the transcript index and the on-screen text index share. Their rows are
+not samples (a transcript segment or a screen-text span covers several
+frames), so they do not go through fiftyone-brain: each index is a pymilvus
+collection, one row per piece of text::
+
+    segment_id (VARCHAR pk) | vector | dataset | video_id | start | end | text
+
+A :class:`TextSource` says what is indexed: where its rows come from, how a
+hit maps back to frames, and where its settings are recorded in
+``dataset.info`` (text model, dimension, metric, collection, Milvus kind;
+never credentials), so that search and sync embed with the model the index
+was built with.
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
+from plugin.inputs import require_int, validate_query
+from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.models.text import canonical_name, load_text_embedder
+from plugin.progress import report
+from plugin.retrieval import lite_index
+from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
+from plugin.retrieval.hits import TextHit
+from plugin.settings import Settings
+
+TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
+_ID_MAX = 512
+_INSERT_BATCH = 256  # rows per insert: bounds the gRPC message size
+_EMBED_BATCH = 64
+_MIN_EF = 64
+_FIELDS = ["segment_id", "video_id", "start", "end", "text"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSource:
+    """One kind of text index.
+
+    Attributes:
+        what: its name in messages ("transcript", "on-screen text")
+        info_key: where ``dataset.info`` records its settings
+        collection_suffix: default collection ``vrag_<dataset>_<suffix>``
+        builder: what builds it, for messages
+        rows: ``rows(dataset, video_ids)``: dicts ``{segment_id, video_id,
+            start, end, text}`` of those videos
+        attach_frames: ``attach_frames(samples, hits)`` sets each hit's
+            ``frame_ids`` and ``frames``
+        nothing_to_index: ``(dataset, video_ids) -> reason`` when there are
+            no rows to build from
+    """
+
+    what: str
+    info_key: str
+    collection_suffix: str
+    builder: str
+    rows: Callable
+    attach_frames: Callable
+    nothing_to_index: Callable
+
+    def default_collection_name(self, dataset_name):
+        raw = f"vrag_{dataset_name}_{self.collection_suffix}"
+        return "".join(c if c.isalnum() else "_" for c in raw)[:255]
+
+    def info(self, dataset):
+        """The recorded settings of ``dataset``'s index, or None."""
+        return (dataset._root_dataset.info or {}).get(self.info_key)
+
+    def require_info(self, dataset):
+        info = self.info(dataset)
+        if not info:
+            raise IndexNotFoundError(
+                f"Dataset {dataset.name!r} has no {self.what} index. Build one "
+                f"with {self.builder}."
+            )
+        return info
+
+    def build(
+        self,
+        dataset,
+        text_model=None,
+        collection_name=None,
+        overwrite=False,
+        progress=None,
+        metric="cosine",
+        settings=None,
+    ):
+        """Embeds all rows of ``dataset`` into a new Milvus collection.
+
+        Args:
+            dataset: a FiftyOne dataset of imported video frames
+            text_model (None): ``"minilm"`` (default) or ``"openai:<model>"``,
+                see :mod:`plugin.models.text`
+            collection_name (None): default derived from the dataset name
+            overwrite (False): replace the dataset's existing index
+            progress (None): a callable ``progress(fraction, label)``
+            metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
+            settings (None): a :class:`~plugin.settings.Settings`
+
+        Returns:
+            the recorded settings (a dict)
+        """
+        dataset = dataset._root_dataset
+        settings = Settings.coerce(settings)
+        if metric not in MILVUS_METRICS:
+            raise InvalidInputError(
+                f"Unknown metric {metric!r}. Choices: {', '.join(MILVUS_METRICS)}"
+            )
+        existing = self.info(dataset)
+        if existing and not overwrite:
+            raise IndexConfigError(
+                f"Dataset {dataset.name!r} already has a {self.what} index "
+                f"(collection {existing['collection_name']!r}). Use sync to add "
+                "new videos, or pass overwrite=True to rebuild it."
+            )
+        # Unknown models, empty datasets, unreachable Milvus fail before any work
+        model_name = canonical_name(text_model, settings)
+        rows = self._live_rows(dataset, require=True)
+        connection = settings.milvus()
+        client = connection.client()
+        embedder = load_text_embedder(model_name, settings)
+        report(progress, 0.05, f"Embedding {len(rows)} rows of {self.what}")
+        vectors = _embed(embedder, rows, progress, 0.05, 0.8)
+        dimension = len(vectors[0])
+        name = collection_name or self.default_collection_name(dataset.name)
+        replaced = existing["collection_name"] if existing else None
+        if name != replaced:  # the collection being replaced may differ
+            check_collection_compatible(connection, name, dimension, metric)
+            if client.has_collection(name) and not overwrite:
+                raise IndexConfigError(
+                    f"Milvus collection {name!r} already exists at "
+                    f"{connection.display_uri}. Choose another collection name, "
+                    "or pass overwrite=True to replace it."
+                )
+        for old in {replaced, name} - {None}:
+            if client.has_collection(old):
+                client.drop_collection(old)
+        report(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
+        create_collection(client, connection, name, dimension, metric)
+        insert_rows(client, name, dataset.name, rows, vectors)
+        info = {
+            "text_model": embedder.name,
+            "dimension": dimension,
+            "metric": metric,
+            "collection_name": name,
+            "milvus_kind": connection.kind,
+            "num_segments": len(rows),
+        }
+        self._record(dataset, info)
+        report(progress, 1.0, "Done")
+        return info
+
+    def sync(self, dataset, progress=None, settings=None):
+        """Embeds rows that are new or whose text changed, removes those of
+        deleted videos; returns ``{"added", "updated", "removed"}``."""
+        dataset = dataset._root_dataset
+        info = self.require_info(dataset)
+        settings = Settings.coerce(settings)
+        client = self._open(settings.milvus(), info)
+        indexed = indexed_texts(client, info["collection_name"])
+        rows = self._live_rows(dataset, require=False)
+        live_ids = {r["segment_id"] for r in rows}
+        todo = [r for r in rows if indexed.get(r["segment_id"]) != fit_text(r["text"])]
+        stale = sorted(set(indexed) - live_ids)
+        if todo:
+            embedder = load_text_embedder(info["text_model"], settings)
+            report(progress, 0.05, f"Embedding {len(todo)} new rows of {self.what}")
+            vectors = _embed(embedder, todo, progress, 0.05, 0.9)
+            self._check_dimension(info, vectors, embedder)
+            insert_rows(
+                client, info["collection_name"], dataset.name, todo, vectors, True
+            )
+        if stale:
+            client.delete(info["collection_name"], ids=stale)
+        self._record(dataset, {**info, "num_segments": len(rows)})
+        report(progress, 1.0, "Done")
+        updated = sum(1 for r in todo if r["segment_id"] in indexed)
+        return {"added": len(todo) - updated, "updated": updated, "removed": len(stale)}
+
+    def delete(self, dataset, settings=None):
+        """Drops the collection (if it is there) and forgets the settings."""
+        dataset = dataset._root_dataset
+        info = self.require_info(dataset)
+        client = Settings.coerce(settings).milvus().client()
+        if client.has_collection(info["collection_name"]):
+            client.drop_collection(info["collection_name"])
+        dataset.info.pop(self.info_key, None)
+        dataset.save()
+
+    def search(self, dataset, query, k=10, settings=None):
+        """The top-``k`` rows for ``query``, best first, as
+        :class:`~plugin.retrieval.hits.TextHit` with their frames.
+
+        ``dataset`` may be a view: only the videos with frames in it count.
+        """
+        text = validate_query(query)
+        require_int("k", k)
+        info = self.require_info(dataset._root_dataset)
+        settings = Settings.coerce(settings)
+        client = self._open(settings.milvus(), info)
+        live = sorted(video_ids(dataset))
+        if not live:
+            return []
+        embedder = load_text_embedder(info["text_model"], settings)
+        vector = embedder.embed([text])[0]
+        self._check_dimension(info, [vector], embedder)
+        found = client.search(
+            info["collection_name"],
+            data=[vector],
+            limit=k,
+            # Only videos still here (a deleted video's rows stay until the
+            # next sync) and, for a view, in the view.
+            filter=f"video_id in {json.dumps(live)}",
+            output_fields=_FIELDS,
+            search_params=search_params(info, k),
+            consistency_level="Strong",
+        )[0]
+        hits = [text_hit(row, rank) for rank, row in enumerate(found)]
+        self.attach_frames(dataset, hits)
+        return hits
+
+    # -- helpers --------------------------------------------------------------
+
+    def _live_rows(self, dataset, require):
+        """Rows with text of the videos that still have frames in ``dataset``
+        (a video counts as deleted when its frames are gone)."""
+        if require and len(dataset) == 0:
+            raise InvalidInputError(
+                f"Dataset {dataset.name!r} is empty: import videos first"
+            )
+        live = video_ids(dataset)
+        rows = [r for r in self.rows(dataset, live) if (r["text"] or "").strip()]
+        if require and not rows:
+            raise InvalidInputError(
+                f"Dataset {dataset.name!r} has no {self.what} to index: "
+                f"{self.nothing_to_index(dataset, live)}"
+            )
+        return rows
+
+    def _check_dimension(self, info, vectors, embedder):
+        if len(vectors[0]) != info["dimension"]:
+            raise IndexConfigError(
+                f"Text model {embedder.name!r} now returns {len(vectors[0])}-d "
+                f"vectors; the {self.what} index holds {info['dimension']}-d "
+                "ones. Rebuild the index (overwrite=True)."
+            )
+
+    def _open(self, connection, info):
+        client = connection.client()
+        if not client.has_collection(info["collection_name"]):
+            raise IndexNotFoundError(
+                f"The {self.what} collection {info['collection_name']!r} is not "
+                f"in Milvus at {connection.display_uri}; the index was built on "
+                f"a {info['milvus_kind']!r} Milvus store. Pass that store's URI "
+                "(or set VRAG_MILVUS_URI), or rebuild the index with "
+                "overwrite=True."
+            )
+        # A restarted Milvus (Lite) server keeps collections released
+        client.load_collection(info["collection_name"])
+        return client
+
+    def _record(self, dataset, info):
+        dataset.info[self.info_key] = info
+        dataset.save()
+
+
+def video_ids(samples):
+    """The ids of the videos with frames in ``samples``."""
+    if not samples.has_sample_field("video_id"):  # not imported videos
+        return set()
+    return {v for v in samples.distinct("video_id") if v}
+
+
+def text_hit(row, rank):
+    """A search result row as a :class:`TextHit` (frames not attached yet)."""
+    entity = row.get("entity", row)
+    return TextHit(
+        segment_id=entity.get("segment_id", row.get("id")),
+        score=float(row["distance"]),
+        rank=rank,
+        text=entity["text"],
+        video_id=entity["video_id"],
+        start=float(entity["start"]),
+        end=float(entity["end"]),
+    )
+
+
+def fit_text(text):
+    """``text`` cut to Milvus' VARCHAR limit without splitting a character."""
+    data = (text or "").encode("utf-8")
+    if len(data) <= TEXT_MAX_BYTES:
+        return text or ""
+    return data[:TEXT_MAX_BYTES].decode("utf-8", errors="ignore")
+
+
+def _embed(embedder, rows, progress, start, stop):
+    vectors = []
+    for first in range(0, len(rows), _EMBED_BATCH):
+        batch = rows[first : first + _EMBED_BATCH]
+        vectors.extend(embedder.embed([r["text"] for r in batch]))
+        done = len(vectors) / len(rows)
+        report(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
+    return vectors
+
+
+def create_collection(client, connection, name, dimension, metric):
+    """A new text collection (the shape in the module docstring)."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field(
+        "segment_id", DataType.VARCHAR, is_primary=True, max_length=_ID_MAX
+    )
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("dataset", DataType.VARCHAR, max_length=_ID_MAX)
+    schema.add_field("video_id", DataType.VARCHAR, max_length=_ID_MAX)
+    schema.add_field("start", DataType.DOUBLE)
+    schema.add_field("end", DataType.DOUBLE)
+    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", **_index_params(connection, metric))
+    client.create_collection(name, schema=schema, index_params=index)
+
+
+def _index_params(connection, metric):
+    metric_type = MILVUS_METRICS[metric]
+    if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
+        # Created empty: FLAT; insert_rows refits it by size (lite_index)
+        return lite_index.lite_index_params(metric_type, 0)
+    params = {"M": 16, "efConstruction": 64}
+    return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
+
+
+def search_params(info, k):
+    # HNSW needs ef >= k (newer servers reject less); FLAT ignores it.
+    return {
+        "metric_type": MILVUS_METRICS[info["metric"]],
+        "params": {"ef": max(k, _MIN_EF)},
+    }
+
+
+def insert_rows(client, collection, dataset_name, rows, vectors, upsert=False):
+    """Writes ``rows`` with their ``vectors`` (upserts: replaces same ids)."""
+    write = client.upsert if upsert else client.insert
+    records = [
+        {
+            "segment_id": r["segment_id"],
+            "vector": vector,
+            "dataset": dataset_name[:_ID_MAX],
+            "video_id": r["video_id"],
+            "start": float(r["start"]),
+            "end": float(r["end"]),
+            "text": fit_text(r["text"]),
+        }
+        for r, vector in zip(rows, vectors)
+    ]
+    for first in range(0, len(records), _INSERT_BATCH):
+        write(collection, records[first : first + _INSERT_BATCH])
+    # Unflushed rows are searched by brute force (~1.2 s a query at 100k);
+    # on Milvus Lite the index then follows the size (FLAT -> IVF_FLAT).
+    lite_index.fit_collection(client, collection)
+
+
+def indexed_texts(client, collection, page=1000):
+    """``{segment_id: text}`` of every row in ``collection``."""
+    iterator = client.query_iterator(
+        collection,
+        batch_size=page,
+        output_fields=["segment_id", "text"],
+        consistency_level="Strong",
+    )
+    texts = {}
+    while batch := iterator.next():
+        texts.update((row["segment_id"], row["text"]) for row in batch)
+    iterator.close()
+    return texts
