@@ -11,7 +11,9 @@ from .curation import (
     SelectShownFrames,
 )
 from .import_videos import ImportStatus, ImportVideoBatch, ImportVideos
-from .moments import DensifyMoments, OpenMoments
+from .lab import ImportJudgments, MarkRelevant
+from .moments import DensifyMoments, OpenMoments, ShowMomentsView
+from .screen_text import BuildIndexes, ReadScreenText
 from .similarity import IndexFrames, SearchFrames, SyncFrameIndex
 from .store import MilvusStoreStatus
 from .transcripts import IndexTranscripts, SearchTranscript
@@ -29,8 +31,13 @@ OPERATORS = [
     AskQuestion,
     OpenMoments,
     DensifyMoments,
+    ShowMomentsView,
     ComputeFrameMap,
     FindDuplicateFrames,
     RepresentativeFrames,
     SelectShownFrames,
+    ReadScreenText,
+    BuildIndexes,
+    MarkRelevant,
+    ImportJudgments,
 ]

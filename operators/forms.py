@@ -48,11 +48,15 @@ def mark_invalid(prop, message):
 
 def flag(prop, check):
     """Runs ``check()``; a workbench error or ValueError marks ``prop``
-    invalid with its message. Returns whether the check passed."""
+    invalid with its message, any other error (a value of the wrong type
+    the check choked on) too. Returns whether the check passed."""
     try:
         check()
     except (VideoRagError, ValueError) as e:
         mark_invalid(prop, message_of(e))
+        return False
+    except Exception as e:  # a form must show the problem, never crash
+        mark_invalid(prop, f"Invalid value ({type(e).__name__}: {e})")
         return False
     return True
 
@@ -76,7 +80,10 @@ def milvus_input(ctx, inputs):
         description="Empty: the VRAG_MILVUS_URI secret, else the managed local "
         "store. Or a .db file, http(s)://host:port, a Zilliz URI",
     )
-    uri = (ctx.params.get(MILVUS_URI) or "").strip()
+    uri = ctx.params.get(MILVUS_URI) or ""
+    if not isinstance(uri, str):
+        return mark_invalid(prop, "The Milvus URI must be text")
+    uri = uri.strip()
     if uri and uri != LOCAL:
         # The URI's form only: nothing is contacted or started
         flag(prop, lambda: settings_from(ctx).milvus(start_local=False))
@@ -97,7 +104,7 @@ def search_inputs(ctx, inputs, k, what):
 def search_request(ctx, k):
     """The ``query``, ``k`` and ``settings`` arguments of a search."""
     return {
-        "query": ctx.params["query"],
+        "query": ctx.params.get("query"),  # checked by the search
         "k": int(ctx.params.get("k") or k),
         "settings": settings_from(ctx),
     }

@@ -4,6 +4,9 @@ Both take the selected frames, else the first ``k`` frames of the current
 view (e.g. a search result, best first).
 """
 
+import time
+
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from plugin.errors import InvalidInputError
@@ -27,6 +30,10 @@ from .forms import (
 
 _K = 5  # frames taken from the current view when nothing is selected
 _MAX_DENSIFY = 5  # moments densified in one run
+PLUGIN_NAME = "@vrag/video-rag"  # fiftyone.yml's name
+_SHOW = "show_moments_view"
+_SHOW_TRIES = 40  # ~10 s for the App to switch datasets
+_SHOW_WAIT_S = 0.25
 
 
 class OpenMoments(WorkbenchOperator, label="open moments"):
@@ -47,7 +54,7 @@ class OpenMoments(WorkbenchOperator, label="open moments"):
         pad = float(ctx.params.get("pad_s") or DEFAULT_PAD_S)
         clips = clips_view(ctx.dataset, moments_from_frames(ctx.dataset, ids, pad))
         if not ctx.delegated:
-            show_clips(ctx, clips)
+            show_clips(ctx, clips, self.plugin_name)
         return {"moments": _rows(clips)}
 
     def outputs(self, ctx, outputs):
@@ -140,14 +147,44 @@ def frame_ids(ctx, k):
     return ids
 
 
-def show_clips(ctx, clips):
+def show_clips(ctx, clips, plugin_name=None):
     """Shows ``clips`` in the App: saved as the video dataset's ``moments``
-    view, which the App opens (switching to the video dataset if needed)."""
+    view, which the App opens (switching to the video dataset if needed).
+
+    The App switches datasets asynchronously and a ``set_view`` sent with
+    the switch applies to the dataset being left; so the view is set by
+    :class:`ShowMomentsView`, which the App runs once it is on the video
+    dataset.
+    """
     videos = clips._root_dataset
     videos.save_view(MOMENTS_VIEW, clips, overwrite=True)
-    if ctx.dataset is None or ctx.dataset.name != videos.name:
-        ctx.ops.open_dataset(videos.name)
-    ctx.ops.set_view(name=MOMENTS_VIEW)
+    if ctx.dataset is not None and ctx.dataset.name == videos.name:
+        ctx.ops.set_view(name=MOMENTS_VIEW)
+        return
+    ctx.ops.open_dataset(videos.name)
+    plugin_name = plugin_name or PLUGIN_NAME
+    ctx.trigger(f"{plugin_name}/{_SHOW}", {"dataset": videos.name})
+
+
+class ShowMomentsView(foo.Operator):
+    """Sets the ``moments`` view once the App shows the video dataset (waits
+    for the switch by running again, a few times a second, for ~10 s)."""
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=_SHOW, label="Video RAG: show the moments view", unlisted=True
+        )
+
+    def execute(self, ctx):
+        target, tries = ctx.params.get("dataset"), int(ctx.params.get("tries") or 0)
+        if ctx.dataset is not None and ctx.dataset.name == target:
+            ctx.ops.set_view(name=MOMENTS_VIEW)
+            return {"shown": True}
+        if tries < _SHOW_TRIES:
+            time.sleep(_SHOW_WAIT_S)
+            ctx.trigger(self.uri, {"dataset": target, "tries": tries + 1})
+        return {"shown": False}
 
 
 def _source_inputs(ctx, inputs):

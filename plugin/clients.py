@@ -10,8 +10,9 @@ equal settings shares one client. A client that failed to connect is dropped
 
 import functools
 import threading
+from urllib.parse import urlsplit
 
-from plugin.errors import StoreUnreachableError, scrub
+from plugin.errors import StoreUnreachableError, remember_secrets, scrub
 
 _LOCK = threading.Lock()
 _MILVUS = {}
@@ -30,6 +31,7 @@ def milvus_client(connection, timeout=5.0, connect_timeout=60.0):
     """
     from plugin.milvus.resolver import check_reachable
 
+    remember_secrets(*connection.secrets())  # never shown from here on
     check_reachable(connection, timeout=timeout)
     key = connection.cache_key()
     with _LOCK:
@@ -89,6 +91,12 @@ def embeddings_client(base_url, api_key, timeout=EMBEDDINGS_TIMEOUT):
 def _openai_client(base_url, api_key, timeout, connect_timeout, max_retries):
     import openai
 
+    if api_key != "EMPTY":  # never shown from here on (e.g. echoed by a server)
+        remember_secrets(api_key)
+    try:
+        remember_secrets(urlsplit(base_url or "").password)
+    except ValueError:
+        pass
     return openai.OpenAI(
         base_url=base_url,
         api_key=api_key,

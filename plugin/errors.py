@@ -116,11 +116,26 @@ _KEY_VALUE = re.compile(
 )
 
 
+#: Credentials this process handed to a client (see :func:`remember_secrets`)
+_KNOWN_SECRETS = set()
+
+
+def remember_secrets(*values):
+    """Makes :func:`scrub` remove these values from every text from now on,
+    in this process: the clients (:mod:`plugin.clients`) register the keys,
+    tokens and passwords they are given, so an error body that echoes one
+    (a vLLM error quoting the ``Authorization`` header) is scrubbed even where
+    the code raising it does not know the settings."""
+    _KNOWN_SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= 4)
+
+
 def scrub(text, secrets=()):
     """``text`` without credentials: ``user:pw@`` in URIs, bearer tokens,
-    ``key=value`` secrets, and any of the literal ``secrets`` given."""
+    ``key=value`` secrets, the literal ``secrets`` given and those
+    remembered (:func:`remember_secrets`)."""
     text = str(text)
-    for secret in secrets or ():
+    # Longest first: a secret that contains another is removed whole
+    for secret in sorted({*(secrets or ()), *_KNOWN_SECRETS}, key=len, reverse=True):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     text = _URI_CREDENTIALS.sub(r"\g<scheme>***@", text)

@@ -14,6 +14,10 @@ def require_text(value, what, limit, empty_hint="", long_hint=""):
 
     The hints end the messages, e.g. ``empty_hint="type a question first"``.
     """
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(
+            f"The {what} must be text, got {type(value).__name__} {value!r:.40}"
+        )
     text = (value or "").strip()
     if not text:
         raise InvalidInputError(f"The {what} is empty" + _tail(empty_hint, ": "))

@@ -178,19 +178,44 @@ class Settings:
         return connection_for(self, start_local=start_local)
 
 
+#: numeric settings: field -> (type, lowest value allowed)
+_NUMBERS = {
+    "milvus_lite_port": (int, 1),
+    "milvus_timeout": (float, 0.001),
+    "vllm_timeout": (float, 0.001),
+    "vllm_max_images": (int, 1),
+}
+
+
 def _typed(values):
     values = dict(values)
-    if "milvus_lite_port" in values:
-        values["milvus_lite_port"] = int(values["milvus_lite_port"])
-    for name in ("vllm_timeout", "milvus_timeout"):
+    for name, (kind, lowest) in _NUMBERS.items():
         if name in values:
-            values[name] = float(values[name])
-    if "vllm_max_images" in values:
-        values["vllm_max_images"] = int(values["vllm_max_images"])
+            values[name] = _number(name, values[name], kind, lowest)
     for name in ("milvus_uri", "vllm_base_url", "embeddings_base_url"):
         if isinstance(values.get(name), str):
             values[name] = values[name].strip()
     return values
+
+
+def _number(name, value, kind, lowest):
+    """``value`` as a ``kind`` >= ``lowest``, else an error naming the
+    setting (a typo in an environment variable must not be a raw ValueError)."""
+    import math
+
+    from plugin.errors import InvalidInputError
+
+    try:
+        number = kind(value)
+        ok = not isinstance(value, bool) and math.isfinite(number) and number >= lowest
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise InvalidInputError(
+            f"The setting {ENV_NAMES[name]} must be a number >= {lowest:g}, "
+            f"got {value!r:.40}"
+        )
+    return number
 
 
 def get_setting(name, secrets=None, default=None):

@@ -226,7 +226,7 @@ def test_open_moments_operator_opens_the_clips_in_the_app(narrated):
     assert "error" not in result, result
     assert [r["rank"] for r in result["moments"]] == [1]
     triggered = [r.operator_uri for r in executor._requests]
-    assert triggered == ["open_dataset", "set_view"], triggered
+    assert triggered == ["open_dataset", "@vrag/video-rag/show_moments_view"]
     video_ds = videos.videos_dataset(dataset)
     saved = video_ds.load_saved_view("moments")
     frog = next(

@@ -1,4 +1,5 @@
-"""What an answer is grounded in: numbered evidence items (frames, transcript).
+"""What an answer is grounded in: numbered evidence items (frames, transcript,
+on-screen text).
 
 Evidence comes from the frames the user selected (read from the dataset
 once), or else from hybrid retrieval's hits, which carry their frames'
@@ -25,6 +26,7 @@ class Evidence:
     timestamp: float | None = None
     end: float | None = None  # for a transcript span
     transcript: str = ""
+    screen_text: str = ""  # text shown on the frame (plugin/video/screen_text.py)
     source: str = "selected"  # selected | retrieved
     attach_image: bool = True  # send the frame as an image
 
@@ -61,6 +63,7 @@ class Evidence:
             video_title=frame.video_title or "",
             timestamp=frame.timestamp,
             transcript=(frame.transcript or "").strip(),
+            screen_text=" ".join((frame.screen_text or "").split()),
             source=source,
         )
 
@@ -68,11 +71,14 @@ class Evidence:
     def from_hit(cls, n, hit):
         """Item ``n`` for a fused hit; its text is that of its transcript hits
         when it has any (they are what matched the question), else the
-        frame's own transcript."""
+        frame's own transcript; the same for on-screen text."""
         item = cls.from_frame(n, hit.frame, source="retrieved")
         texts = _unique(t.text.strip() for t in hit.text_hits if t.text)
         if texts:
             item.transcript = " ".join(texts)
+        shown = _unique(t.text.strip() for t in hit.screen_hits if t.text)
+        if shown:
+            item.screen_text = " ".join(shown)
         return item
 
 

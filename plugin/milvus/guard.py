@@ -30,7 +30,7 @@ from plugin.errors import (
     IndexNotFoundError,
     StoreError,
     StoreUnreachableError,
-    VideoRagError,
+    remember_secrets,
     scrub,
 )
 from plugin.milvus.resolver import check_reachable
@@ -61,7 +61,6 @@ _TIMEOUT = ("deadline exceeded", "retry timeout")
 
 #: Loggers whose records may quote a URI or an exception with credentials
 _LOGGERS = ("pymilvus", "fiftyone.brain", "fiftyone.core.runs", "plugin")
-_SECRETS = set()
 _SCRUB_LOCK = threading.Lock()
 
 
@@ -259,12 +258,12 @@ class _ScrubFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken record: leave it to logging's own handling
             return True
-        clean = scrub(message, tuple(_SECRETS))
+        clean = scrub(message)  # with every secret a client was given
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            if scrub(str(exc), tuple(_SECRETS)) != str(exc):
+            if scrub(str(exc)) != str(exc):
                 record.exc_info, record.exc_text = None, None  # drop the raw trace
         return True
 
@@ -275,8 +274,8 @@ _FILTER = _ScrubFilter()
 def protect(connection):
     """Keeps ``connection``'s credentials out of the logs of pymilvus,
     fiftyone-brain and the workbench in this process (idempotent)."""
+    remember_secrets(*connection.secrets())  # scrub() removes them everywhere
     with _SCRUB_LOCK:
-        _SECRETS.update(connection.secrets())
         manager = logging.root.manager
         names = [
             name
@@ -290,15 +289,3 @@ def protect(connection):
             for handler in log.handlers:  # pymilvus logs to its own handler
                 if _FILTER not in handler.filters:
                     handler.addFilter(_FILTER)
-
-
-def scrubbed(error, connection):
-    """``error`` as a :class:`VideoRagError` without ``connection``'s secrets
-    (a workbench error keeps its class)."""
-    if isinstance(error, VideoRagError):
-        clean = scrub(error.message, connection.secrets())
-        if clean != error.message:
-            error.message = clean
-            error.args = (clean,)
-        return error
-    return describe(error, connection, "talking to Milvus")

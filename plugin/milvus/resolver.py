@@ -132,7 +132,12 @@ def resolve_milvus(
 
 def connection_for(settings, start_local=True):
     """The :class:`MilvusConnection` that ``settings`` name."""
-    uri = (settings.milvus_uri or "").strip()
+    uri = settings.milvus_uri or ""
+    if not isinstance(uri, str):
+        raise InvalidInputError(
+            f"The Milvus URI must be text, got {type(uri).__name__}"
+        )
+    uri = uri.strip()
     timeout = float(settings.milvus_timeout)
     if uri in ("", LOCAL):
         from plugin.milvus.local_server import LocalMilvusServer

@@ -72,6 +72,15 @@ def _index_params(config):
     return {"metric_type": metric, "index_type": "HNSW", "params": _HNSW_BUILD}
 
 
+def frame_index_params(metric, uri, rows=0):
+    """The index a brain frame collection of ``rows`` vectors gets at
+    ``uri`` (what a migration creates): by size on Milvus Lite, else HNSW."""
+    config = brain_milvus.MilvusSimilarityConfig(metric=metric, uri=uri)
+    if is_milvus_lite(uri):
+        return lite_index.lite_index_params(milvus_metric(metric), rows)
+    return _index_params(config)
+
+
 def fit_lite_index(index):
     """Re-indexes a brain Milvus Lite collection for its size if it is due
     (:func:`plugin.retrieval.lite_index.is_due`). Returns the index params

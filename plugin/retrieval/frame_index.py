@@ -22,6 +22,7 @@ import logging
 import fiftyone.brain as fob
 import fiftyone.core.brain as fcb
 
+from plugin.cleanup import record_collection
 from plugin.errors import (
     IndexConfigError,
     InvalidInputError,
@@ -169,6 +170,7 @@ def build_frame_index(
         delete_frame_index(dataset, brain_key, settings, keep_embeddings=True)
     field = _swap_in(dataset, staging, embeddings_field_for(brain_key))
     report(progress, 0.8, f"Writing vectors to Milvus ({connection.kind})")
+    record_collection(dataset, collection_name, settings, connection, "frames")
     index = _write_index(
         samples,
         settings,
@@ -210,6 +212,7 @@ def _probe_dimension(samples, embedder):
 
 def _embed(samples, embedder, staging, batch_size):
     dataset = samples._root_dataset
+    _drop_field(dataset, staging)  # an interrupted build's values must not stay
     try:
         samples.compute_embeddings(
             embedder, embeddings_field=staging, batch_size=batch_size

@@ -82,7 +82,9 @@ def fuse(
         for sample_id, (rank, score) in ranking.items():
             share = weights[signal] / (rrf_k + rank + 1)
             matches[sample_id][signal] = SignalMatch(rank, score, share)
-    scores = {i: sum(m.contribution for m in found.values()) for i, found in matches.items()}
+    scores = {
+        i: sum(m.contribution for m in found.values()) for i, found in matches.items()
+    }
 
     def order(sample_id):  # ties: the better single rank, then a stable id
         best = min(m.rank for m in matches[sample_id].values())
@@ -100,9 +102,7 @@ def fuse(
             frame=frames.get(sample_id),
             screen_hits=screens.get(sample_id, []),
             signals=dict(
-                sorted(
-                    matches[sample_id].items(), key=lambda kv: -kv[1].contribution
-                )
+                sorted(matches[sample_id].items(), key=lambda kv: -kv[1].contribution)
             ),
         )
         for sample_id in sorted(scores, key=order)[:k]

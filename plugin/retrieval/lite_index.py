@@ -69,13 +69,27 @@ def is_due(current, wanted, rows):
     return True
 
 
+_BUILD_KEYS = ("nlist", "M", "efConstruction", "m", "nbits")
+
+
 def normalized(params):
-    """An index description with ``params`` as a dict (some servers give it
-    as JSON text)."""
+    """An index description with its build parameters under ``params`` as a
+    dict of numbers (servers give them as JSON text, or beside the type)."""
     params = dict(params or {})
     inner = params.get("params") or {}
-    params["params"] = json.loads(inner) if isinstance(inner, str) else dict(inner)
+    inner = json.loads(inner) if isinstance(inner, str) else dict(inner)
+    for key in _BUILD_KEYS:
+        if key in params and key not in inner:
+            inner[key] = params[key]
+    params["params"] = {k: _number(v) for k, v in inner.items()}
     return params
+
+
+def _number(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def describe(client, collection, field="vector"):

@@ -102,9 +102,8 @@ def attach_frames(samples, hits):
 def _nothing_to_index(dataset, live):
     if not dataset.has_sample_field(TEXT_FIELD):
         return (
-            "its frames have no on-screen text yet: read it with "
-            "add_screen_text() or the 'read_screen_text' operator (or import "
-            "with screen_text=True)"
+            "no frame was read yet (read them with add_screen_text() or the "
+            "'read_screen_text' operator, or import with screen_text=True)"
         )
     return f"no frame of its {len(live)} video(s) shows text"
 

@@ -17,6 +17,7 @@ import json
 import logging
 from collections import defaultdict
 
+from plugin.cleanup import record_collection
 from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
 from plugin.inputs import validate_query
@@ -103,6 +104,7 @@ def build_transcript_index(
     replaced = existing["collection_name"] if existing else None
     report(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
     created = set()  # a retry after a reconnect may find our partial collection
+    record_collection(dataset, name, settings, connection, "transcripts")
 
     def write(connection):
         target = (name, dimension, metric, overwrite, created)

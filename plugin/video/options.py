@@ -1,5 +1,6 @@
 """The options of a video import, with their checks (shared by core and App form)."""
 
+import math
 from dataclasses import asdict, dataclass, fields
 from importlib.util import find_spec
 
@@ -12,6 +13,84 @@ from plugin.models.speech import (
 )
 
 DEFAULT_FPS = 0.2  # the seed design's rate: one frame every 5 s
+#: Highest sampling rate: videos rarely have more frames per second, and a
+#: rate above the video's own only repeats frames (1 fps is plenty to search)
+MAX_FPS = 60.0
+
+
+def _number(value):
+    """``value`` as a float if it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _within(low, high, whole=False, optional=False):
+    """A check: a number in ``[low, high]`` (an integer if ``whole``; None
+    allowed if ``optional``)."""
+
+    def check(value):
+        if value is None:
+            return optional
+        number = _number(value)
+        if number is None or (whole and not number.is_integer()):
+            return False
+        return low <= number <= high
+
+    return check
+
+
+def _positive(high, optional=False):
+    def check(value):
+        number = _number(value)
+        if value is None:
+            return optional
+        return number is not None and 0 < number <= high
+
+    return check
+
+
+def _text(optional=True):
+    return lambda value: (value is None and optional) or isinstance(value, str)
+
+
+#: option -> (check, message when it fails)
+_CHECKS = {
+    "fps": (
+        _positive(MAX_FPS),
+        f"Frame rate must be a number above 0 and at most {MAX_FPS:g} frames "
+        "per second",
+    ),
+    "scene_threshold": (
+        _within(1, 64, whole=True, optional=True),
+        "Scene threshold is a hash distance in 1-64",
+    ),
+    "scene_probe_fps": (
+        _positive(MAX_FPS),
+        f"Scene probing rate must be above 0 and at most {MAX_FPS:g} per second",
+    ),
+    "max_frames": (
+        _within(1, 10**9, whole=True, optional=True),
+        "Maximum frames must be a whole number, at least 1",
+    ),
+    "dedup_distance": (
+        _within(0, 64, whole=True, optional=True),
+        "Duplicate distance is a hash distance in 0-64",
+    ),
+    "long_side": (
+        _within(16, 16384, whole=True),
+        "Frame size (long side) must be a whole number of pixels in 16-16384",
+    ),
+    "jpeg_quality": (_within(1, 95, whole=True), "JPEG quality must be in 1-95"),
+    "transcript_window": (
+        _positive(24 * 3600, optional=True),
+        "Transcript window must be a positive number of seconds",
+    ),
+    "frames_dir": (_text(), "Frames folder must be a path"),
+    "backend": (_text(optional=False), "Speech backend must be a name"),
+    "model": (_text(optional=False), "Speech model must be a name"),
+    "language": (_text(), "Language must be a language code or 'auto'"),
+}
 
 
 @dataclass
@@ -70,21 +149,18 @@ class ImportOptions:
         return None if language.lower() in ("", "auto") else language
 
     def problems(self):
-        """``{option name: message}`` for each invalid option (empty when valid)."""
+        """``{option name: message}`` for each invalid option (empty when valid).
+
+        Values of the wrong type (text, NaN, infinity, booleans for numbers)
+        are problems too, never a TypeError.
+        """
         problems = {}
-        if not self.fps or self.fps <= 0:
-            problems["fps"] = "Frame rate must be positive"
-        if self.scene_threshold is not None and not 0 < self.scene_threshold <= 64:
-            problems["scene_threshold"] = "Scene threshold is a hash distance in 1-64"
-        if self.max_frames is not None and self.max_frames < 1:
-            problems["max_frames"] = "Maximum frames must be at least 1"
-        if self.long_side < 16:
-            problems["long_side"] = "Frame size (long side) must be at least 16 px"
-        if not 1 <= self.jpeg_quality <= 95:
-            problems["jpeg_quality"] = "JPEG quality must be in 1-95"
-        if self.transcript_window is not None and self.transcript_window <= 0:
-            problems["transcript_window"] = "Transcript window must be positive"
-        if self.transcribe:
+        for name, (check, message) in _CHECKS.items():
+            if not check(getattr(self, name)):
+                problems[name] = message
+        if not isinstance(self.transcribe, bool):
+            problems["transcribe"] = "Transcribe must be true or false"
+        elif self.transcribe and not {"backend", "model"} & set(problems):
             problems.update(self._model_problems())
         if self.screen_text and find_spec("rapidocr_onnxruntime") is None:
             problems["screen_text"] = (
@@ -94,7 +170,7 @@ class ImportOptions:
         return problems
 
     def _model_problems(self):
-        if self.backend not in BACKENDS:
+        if self.backend not in BACKENDS:  # (both are strings here)
             return {"backend": f"Choose one of {list(BACKENDS)}"}
         try:  # looks the model up only: nothing is assembled or downloaded
             resolve_speech_model(self.backend, self.model)
