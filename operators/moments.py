@@ -50,9 +50,21 @@ class OpenMoments(WorkbenchOperator, label="open moments"):
         )
 
     def run(self, ctx):
-        ids = frame_ids(ctx, int(ctx.params.get("k") or _K))
+        """Params ``sample_ids`` (e.g. a citation's frame, from the Ask panel)
+        override the selection; with ``or_open_frame``, a frame whose video
+        has no video sample opens as itself instead of an error."""
+        ids = ctx.params.get("sample_ids") or frame_ids(
+            ctx, int(ctx.params.get("k") or _K)
+        )
         pad = float(ctx.params.get("pad_s") or DEFAULT_PAD_S)
-        clips = clips_view(ctx.dataset, moments_from_frames(ctx.dataset, ids, pad))
+        try:
+            clips = clips_view(ctx.dataset, moments_from_frames(ctx.dataset, ids, pad))
+        except InvalidInputError:
+            if not ctx.params.get("or_open_frame"):
+                raise
+            ctx.ops.set_selected_samples(list(ids))
+            ctx.ops.open_sample(id=ids[0])
+            return {"moments": []}
         if not ctx.delegated:
             show_clips(ctx, clips, self.plugin_name)
         return {"moments": _rows(clips)}

@@ -20,12 +20,14 @@ VLLM_CONNECT_TIMEOUT = 10.0
 EMBEDDINGS_TIMEOUT = 30.0
 
 
-def milvus_client(connection, timeout=5.0, connect_timeout=60.0):
+def milvus_client(connection, timeout=5.0, connect_timeout=None):
     """The shared ``pymilvus.MilvusClient`` of a
     :class:`~plugin.milvus.MilvusConnection`, checked reachable first.
 
     A dead address fails within ``timeout`` s (a TCP check); a live but busy
-    server gets ``connect_timeout`` s for the gRPC handshake. Every call of
+    server gets ``connect_timeout`` s for the gRPC handshake (default: the
+    connection's ``call_timeout``: a frozen server must not hold a caller for
+    a minute). Every call of
     the client gives up after ``connection.call_timeout`` s (the
     ``milvus_timeout`` setting; see :class:`plugin.milvus.guard.Timed`).
     """
@@ -37,7 +39,9 @@ def milvus_client(connection, timeout=5.0, connect_timeout=60.0):
     with _LOCK:
         client = _MILVUS.get(key)
         if client is None:
-            client = _MILVUS[key] = _new_milvus_client(connection, connect_timeout)
+            client = _MILVUS[key] = _new_milvus_client(
+                connection, connect_timeout or connection.call_timeout
+            )
     return client
 
 
@@ -52,7 +56,8 @@ def _new_milvus_client(connection, connect_timeout):
     except Exception as e:
         reason = scrub(f"{type(e).__name__}: {e}", connection.secrets())
         raise StoreUnreachableError(
-            f"Could not connect to Milvus at {connection.display_uri}: {reason}"
+            f"Could not connect to Milvus at {connection.display_uri} within "
+            f"{connect_timeout:g} s: {reason}"
         ) from None
 
 

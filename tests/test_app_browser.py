@@ -10,7 +10,9 @@ the tests run in order and build on each other, like a session at the App:
 4. a text query in the App's search ("sort by text similarity", over a
    frame index built with the offline model) puts the horse frame first
 5. the Ask panel shows the evidence (the selected frames), returns an answer
-   from the REAL vLLM test server, and a citation selects and opens its frame
+   from the REAL vLLM test server, and a citation opens its clip (moment)
+6. a text search, then "open moments": the top hit plays as a clip of its
+   video from inside its span, its transcript label on the player
 
 Every step saves a screenshot in ``tests/artifacts/screenshots/``; a failing
 step saves ``FAILED-<step>.png`` there and names it in the failure message.
@@ -35,6 +37,7 @@ from support.synth import Scene, make_narrated_video, solid_image
 from plugin.demo import SAMPLE_VIDEO
 from plugin.models.image_text import OFFLINE_MODEL
 from plugin.retrieval.frame_index import build_frame_index
+from plugin.video import videos
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
@@ -368,13 +371,93 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         target = cites.first if cites.count() else panel.locator("img").first
         cited = "citation" if cites.count() else "evidence thumbnail [1]"
         target.click()
+        # The citation plays its moment: the App switches to the video
+        # dataset's "moments" view, one clip of the cited frame's video.
         _wait(
-            lambda: len(session.selected) == 1,
-            60,
-            f"the {cited} to select one frame",
+            lambda: session.view is not None and session.view.name == "moments",
+            90,
+            f"the {cited} to open its clip",
             page,
         )
-        assert session.selected[0] in selected
-        assert dataset[session.selected[0]].id == session.selected[0]
-        page.wait_for_timeout(2000)  # the frame opens in the modal
-        _shot(browser, "08-citation-opens-frame")
+        assert session.dataset.name == f"{dataset.name}-videos"
+        clip = session.view.first()
+        cited_videos = {dataset[i].video_id for i in selected}
+        assert len(session.view) == 1 and clip.video_id in cited_videos
+        page.wait_for_timeout(2000)  # the clip's thumbnail draws
+        _shot(browser, "08-citation-opens-clip")
+
+
+# Records every <video> element the page creates: FiftyOne's player decodes
+# through a <video> that is never attached to the DOM.
+_CAPTURE_VIDEOS = """(() => {
+  const create = document.createElement.bind(document);
+  window.__videos = [];
+  document.createElement = function (tag, ...args) {
+    const element = create(tag, ...args);
+    if (String(tag).toLowerCase() === "video") window.__videos.push(element);
+    return element;
+  };
+})()"""
+_PLAYING = """() => (window.__videos || [])
+  .filter(v => !v.paused || v.currentTime > 0).map(v => v.currentTime)"""
+
+
+def _search_in_app(page, session):
+    """The App's text search over the frame index (as in step 4)."""
+    page.locator(cy("action-sort-by-similarity")).click()
+    box = page.locator(cy("input-Type anything!"))
+    box.fill(QUERY)
+    box.press("Enter")
+    runs = page.locator(cy("panel-content-similarity_search_panel"))
+    runs.get_by_text("Completed").first.wait_for(timeout=180_000)
+    runs.locator('[aria-label="Show results"]').first.click(force=True)
+    _wait(lambda: session.view is not None, 120, "the search results", page)
+
+
+def test_top_hit_plays_as_a_clip_with_its_transcript(app, browser, frames):
+    dataset, index_error = frames
+    page, session = browser.page, app.session
+    assert index_error is None, index_error
+    with step("moment-search", browser):
+        page.add_init_script(_CAPTURE_VIDEOS)
+        page.goto(f"{app.url}datasets/{dataset.name}")
+        page.wait_for_selector(cy("looker"))
+        _dismiss_popups(page)
+        session.clear_selected()
+        _search_in_app(page, session)
+        top = session.view.first()
+        assert top.video_path == str(SAMPLE_VIDEO) and top.timestamp == 0.0
+    with step("moment-open", browser):
+        page.locator(cy("action-browse-operations")).click()
+        page.locator(cy("operators-browser-search")).fill("open moments")
+        ops = page.locator(cy("operators-browser"))
+        ops.get_by_text("Video RAG: open moments", exact=True).click()
+        form = page.locator(cy("operators-prompt-modal"))
+        form.get_by_text("Frames from the view").wait_for()
+        form.locator("input").first.fill("1")  # the top hit only
+        form.get_by_role("button", name="Execute").click()
+        form.get_by_role("button", name="Close").click()
+        _wait(
+            lambda: session.view is not None and session.view.name == "moments",
+            90,
+            "the moments view",
+            page,
+        )
+        clip = session.view.first()
+        start, end = videos.support_seconds(clip.support, clip.metadata)
+        horse = clip.transcript.detections[0]  # the sentence spoken at t=0
+        assert (len(session.view), clip.video_path) == (1, str(SAMPLE_VIDEO))
+        assert start == 0.0 and end == pytest.approx(horse.end, abs=0.05)
+        _wait(lambda: _grid_count(page) == 1, 60, "one clip in the grid", page)
+    with step("moment-play", browser):
+        page.locator(cy("looker")).first.click()
+        label = page.get_by_text(horse.label[:20]).first
+        label.wait_for(timeout=60_000)  # the transcript label on the player
+        page.keyboard.press("Space")  # play
+        first = _wait(lambda: page.evaluate(_PLAYING), 30, "the video to play", page)
+        page.wait_for_timeout(1000)
+        later = page.evaluate(_PLAYING)
+        assert start <= max(first) <= end + 0.1, (first, start, end)
+        assert max(later) > max(first), (first, later)  # currentTime advances
+        assert label.is_visible()
+        _shot(browser, "09-moment-plays")

@@ -174,8 +174,9 @@ def test_panel_streams_an_answer_and_cites(frames, vllm_env):
     _, requests, _ = _run(
         panel, frames, _event("on_cite", final_state, sample_id=ids[0])
     )
-    uris = [r.operator_uri for r in requests]
-    assert "set_selected_samples" in uris and "open_sample" in uris
+    cite = requests[-1]  # plays the cited moment (operators/moments.py)
+    assert cite.operator_uri == "@vrag/video-rag/open_moments"
+    assert cite.params == {"sample_ids": [ids[0]], "or_open_frame": True}
 
 
 def test_panel_follow_up_and_new_conversation(frames, vllm_env):

@@ -18,7 +18,7 @@ from fiftyone.operators.executor import ExecutionContext, Executor
 from PIL import Image
 from support.synth import Scene, make_narrated_video, solid_image
 
-from operators.moments import OpenMoments
+from operators.moments import OpenMoments, ShowMomentsView
 from plugin.answer.ask import Answer
 from plugin.answer.citations import Citation
 from plugin.answer.evidence import Evidence
@@ -368,3 +368,35 @@ def test_delete_removes_frames_video_sample_files_and_index_rows(
         "removed": len(frame_ids),
     }
     assert index_ids(index) == []
+
+
+def test_show_moments_view_waits_for_the_app_to_switch_datasets(narrated):
+    dataset, _ = narrated
+    video_name = videos.videos_dataset(dataset).name
+    uris = []
+    for on in (dataset.name, video_name):  # the App still on frames, then on videos
+        executor = Executor()
+        ctx = ExecutionContext(
+            request_params={"dataset_name": on, "params": {"dataset": video_name}},
+            executor=executor,
+        )
+        ShowMomentsView().execute(ctx)
+        uris.append([r.operator_uri for r in executor._requests])
+    assert uris[0] == [ShowMomentsView().uri]  # runs again, a moment later
+    assert uris[1] == ["set_view"]
+
+
+def test_a_cited_frame_without_video_sample_opens_as_itself(names, tmp_path):
+    image = tmp_path / "frame.jpg"
+    solid_image((10, 20, 30)).save(image)
+    dataset = fo.Dataset(names, persistent=True)
+    dataset.add_sample(fo.Sample(filepath=str(image), video_id="v", timestamp=1.0))
+    ids = dataset.values("id")
+    executor = Executor()
+    params = {"sample_ids": ids, "or_open_frame": True}
+    ctx = ExecutionContext(
+        request_params={"dataset_name": names, "params": params}, executor=executor
+    )
+    assert OpenMoments().execute(ctx) == {"moments": []}
+    uris = [r.operator_uri for r in executor._requests]
+    assert uris == ["set_selected_samples", "open_sample"]

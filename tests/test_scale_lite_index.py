@@ -128,20 +128,24 @@ def test_transcript_writes_are_flushed_and_refitted(local_store, low_threshold):
         client.drop_collection(name)
 
 
-def test_writes_go_in_large_batches_and_servers_keep_hnsw():
+def test_writes_refit_only_lite_collections_and_servers_keep_hnsw():
     calls = []
 
     def brain_add(self, embeddings, sample_ids, label_ids=None, batch_size=100):
         calls.append(batch_size)
+        return "added"
 
     fake = type("Index", (), {"collection": None})()
     add = brain_fixes._wrap_add_to_index(brain_add)
-    add(fake, np.zeros((2, 4)), ["a", "b"])
-    add(fake, np.zeros((2, 4)), ["a", "b"], batch_size=5000)
-    assert calls == [brain_fixes.INSERT_BATCH, 5000]
-    assert brain_fixes.INSERT_BATCH >= 1000
+    assert add(fake, np.zeros((2, 4)), ["a", "b"]) == "added"
+    assert calls == [100]  # brain's own batches: larger ones were not faster
     brain_fixes.apply()
     config = brain_fixes.brain_milvus.MilvusSimilarityConfig(
         metric="cosine", uri="http://h:1"
     )
     assert config.index_params["index_type"] == "HNSW"
+    assert (
+        brain_fixes.frame_index_params("cosine", "http://h:1")["index_type"] == "HNSW"
+    )
+    lite = brain_fixes.frame_index_params("cosine", "x.db", rows=50_000)
+    assert lite == lite_index.lite_index_params("COSINE", 50_000)

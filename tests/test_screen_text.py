@@ -193,7 +193,9 @@ def test_a_slide_title_never_spoken_is_found_on_screen(indexed, local_store):
         top = fused[0]
         assert _slide_of(top.frame.timestamp) == n, (title, top.explain())
         assert top.signals["screen_text"].rank == 0, top.explain()
-        assert f"screen_text #1 ({top.signals['screen_text'].score:.2f})" in top.explain()
+        assert (
+            f"screen_text #1 ({top.signals['screen_text'].score:.2f})" in top.explain()
+        )
         assert [h.text.split(" ")[0] for h in top.screen_hits][:1] == [title.split()[0]]
     # The evidence for Ask quotes the on-screen text as data
     item = fused_evidence(fused)[0]
@@ -207,7 +209,9 @@ def test_fusion_weights_change_rankings_and_explain_each_hit():
     transcript finds b and c; the screen text finds c (rrf_k 0: 1/(rank+1))."""
     frames = [FrameHit("a", 0.9, 0), FrameHit("b", 0.8, 1)]
     rows = {i: Frame(i, filepath=f"{i}.jpg") for i in "bc"}
-    said = TextHit("s1", 0.7, 0, "said", "v", 0.0, 2.0, frame_ids=["b", "c"], frames=rows)
+    said = TextHit(
+        "s1", 0.7, 0, "said", "v", 0.0, 2.0, frame_ids=["b", "c"], frames=rows
+    )
     shown = TextHit("t1", 0.6, 0, "shown", "v", 1.0, 3.0, frame_ids=["c"], frames=rows)
 
     equal = fuse(frames, [said], k=10, rrf_k=0, screen_hits=[shown])
@@ -234,3 +238,44 @@ def test_fusion_weights_change_rankings_and_explain_each_hit():
     assert list(off[2].signals) == ["transcripts"]
     with pytest.raises(ValueError, match="Unknown signal 'audio'"):
         fuse(frames, [], weights={"audio": 1})
+
+
+def test_weak_text_hits_do_not_count():
+    """A transcript hit below half the best one's similarity is noise: the
+    index returns its top k whatever the query (see plugin/retrieval/fusion.py)."""
+    frames = [FrameHit("a", 0.3, 0), FrameHit("b", 0.3, 1)]
+    strong = TextHit("s1", 0.6, 0, "strong", "v", 0.0, 2.0, frame_ids=["b"])
+    weak = TextHit("s2", 0.2, 1, "weak", "v", 2.0, 4.0, frame_ids=["c"])
+    fused = fuse(frames, [strong, weak], rrf_k=0)
+    assert [(h.sample_id, h.score) for h in fused] == [("b", 1.5), ("a", 1.0)]
+    assert fused[0].text_hits == [strong]  # c, found by the weak hit only: gone
+    every = fuse(frames, [strong, weak], rrf_k=0, min_share=0)
+    assert [(h.sample_id, h.score) for h in every][2] == ("c", 0.5)
+    assert every[2].text_hits == [weak] and list(every[2].signals) == ["transcripts"]
+
+
+def test_the_operators_read_and_index_through_fiftyone(plugin_loaded, indexed):
+    """read_screen_text and build_indexes as the App runs them (their forms
+    and execution through FiftyOne's operator machinery)."""
+    import fiftyone.operators as foo
+
+    dataset = indexed[0]
+    read = foo.execute_operator(
+        f"{plugin_loaded}/read_screen_text",
+        ctx={"dataset": dataset, "params": {"index": True}},
+    )
+    assert read.error is None, read.error
+    summary = read.result["summary"]
+    assert "0 frame(s) read" in summary and "20 already had it" in summary
+    assert "on-screen text index synced: 0 added" in summary
+
+    built = foo.execute_operator(
+        f"{plugin_loaded}/build_indexes",
+        ctx={"dataset": dataset, "params": {"frames": False}},
+    )
+    assert built.error is None, built.error
+    rows = built.result["indexes"]
+    assert [(r["index"], r["status"]) for r in rows] == [
+        ("Transcript", "synced"),
+        ("On-screen text", "synced"),
+    ]

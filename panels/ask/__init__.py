@@ -4,7 +4,7 @@ Question box -> evidence preview (selected frames, else hybrid retrieval),
 editable (drop items), with the token plan (tokens per item, which go as
 images, as text, or are dropped, the total against the server's budget) ->
 Ask: the answer streams in (see ``operators.py``) -> citations as buttons
-that select and open the cited frame -> follow-up questions carry the
+that play the cited moment as a clip of its video -> follow-up questions carry the
 conversation ("New conversation" starts over) -> the dataset's Q&A history.
 Core logic lives in ``plugin/answer``.
 """
@@ -124,11 +124,15 @@ class AskPanel(foo.Panel):
         """Called by the streaming operator when done: re-renders."""
 
     def on_cite(self, ctx):
-        """Selects and opens the cited frame (event param ``sample_id``)."""
+        """Opens the cited moment as a clip of its video (operators/moments.py);
+        the cited frame itself when its video has no video sample (event
+        param ``sample_id``)."""
         sample_id = _arg(ctx, "sample_id")
         if sample_id:
-            ctx.ops.set_selected_samples([sample_id])
-            ctx.ops.open_sample(id=sample_id)
+            ctx.trigger(
+                f"{self.plugin_name}/open_moments",
+                {"sample_ids": [sample_id], "or_open_frame": True},
+            )
 
     def on_clear_history(self, ctx):
         clear_history(ctx.dataset)

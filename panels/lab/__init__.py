@@ -20,7 +20,7 @@ from plugin.lab import (
     mark,
     rerun,
 )
-from plugin.retrieval.fusion import DEFAULT_RRF_K, SIGNALS
+from plugin.retrieval.fusion import DEFAULT_MIN_SHARE, DEFAULT_RRF_K, SIGNALS
 from plugin.settings import Settings
 
 from .charts import metrics_chart, metrics_markdown, per_query_chart
@@ -63,6 +63,7 @@ class LabPanel(foo.Panel):
                 "report": report.to_dict() if report else None,
                 "selected_count": len(ctx.selected or []),
                 "rrf_k": DEFAULT_RRF_K,
+                "min_share": DEFAULT_MIN_SHARE,
                 **{f"w_{s}": 1.0 for s in SIGNALS},
             }
         )
@@ -178,6 +179,11 @@ class LabPanel(foo.Panel):
         for signal in SIGNALS:
             panel.float(f"w_{signal}", default=1.0, label=_WEIGHT_LABELS[signal])
         panel.int("rrf_k", default=DEFAULT_RRF_K, label="RRF k")
+        panel.float(
+            "min_share",
+            default=DEFAULT_MIN_SHARE,
+            label="Text hits count from this share of the best (0-1)",
+        )
         panel.btn(
             "evaluate",
             label="Evaluate",
@@ -212,11 +218,18 @@ class LabPanel(foo.Panel):
 def _custom(ctx):
     """The panel's own fusion setting, unless it is the default one."""
     s = ctx.panel.state
-    weights = {signal: float(s.get(f"w_{signal}", 1.0) or 0.0) for signal in SIGNALS}
-    rrf_k = int(s.get("rrf_k") or DEFAULT_RRF_K)
-    if all(w == 1.0 for w in weights.values()) and rrf_k == DEFAULT_RRF_K:
+    weights = {signal: _number(s.get(f"w_{signal}"), 1.0) for signal in SIGNALS}
+    rrf_k = int(s.get("rrf_k") if s.get("rrf_k") is not None else DEFAULT_RRF_K)
+    share = s.get("min_share")
+    share = float(DEFAULT_MIN_SHARE if share is None else share)
+    default = (1.0, DEFAULT_RRF_K, DEFAULT_MIN_SHARE)
+    if all(w == 1.0 for w in weights.values()) and (1.0, rrf_k, share) == default:
         return []  # that is "hybrid"
-    return [{"name": CUSTOM, "weights": weights, "rrf_k": rrf_k}]
+    return [{"name": CUSTOM, "weights": weights, "rrf_k": rrf_k, "min_share": share}]
+
+
+def _number(value, default):
+    return float(default if value is None else value)
 
 
 def _settings(ctx):

@@ -26,6 +26,7 @@ from plugin.progress import report
 from plugin.retrieval.frame_search import search_frames
 from plugin.retrieval.frame_store import DEFAULT_BRAIN_KEY
 from plugin.retrieval.fusion import (
+    DEFAULT_MIN_SHARE,
     DEFAULT_RRF_K,
     DEFAULT_WEIGHTS,
     FRAMES,
@@ -47,11 +48,13 @@ HYBRID = "hybrid"
 
 @dataclasses.dataclass
 class FusionSetting:
-    """A system to compare: fusion ``weights`` per signal and the RRF ``rrf_k``."""
+    """A system to compare: fusion ``weights`` per signal, the RRF ``rrf_k``
+    and the text hits' ``min_share`` (see :mod:`plugin.retrieval.fusion`)."""
 
     name: str
     weights: dict
     rrf_k: int = DEFAULT_RRF_K
+    min_share: float = DEFAULT_MIN_SHARE
 
 
 @dataclasses.dataclass
@@ -173,6 +176,7 @@ def evaluate(
                 rrf_k=system.rrf_k,
                 screen_hits=hits[SCREEN_TEXT],
                 weights=system.weights,
+                min_share=system.min_share,
             )
             frames = [_where(hit) for hit in fused]
             values = M.query_metrics(frames, item, ks)
@@ -183,6 +187,7 @@ def evaluate(
             "system": s.name,
             "weights": s.weights,
             "rrf_k": s.rrf_k,
+            "min_share": s.min_share,
             "queries": len(judged),
             **M.mean_metrics(per_query[s.name], ks),
         }
@@ -218,7 +223,9 @@ def rerun(dataset, settings=None, progress=None):
         return None
     standard = {s.name for s in default_settings(list(SIGNALS))}
     fusions = [
-        FusionSetting(r["system"], r["weights"], r["rrf_k"])
+        FusionSetting(
+            r["system"], r["weights"], r["rrf_k"], r.get("min_share", DEFAULT_MIN_SHARE)
+        )
         for r in previous.rows
         if r["system"] not in standard
     ]
@@ -241,11 +248,16 @@ def _setting(value):
             str(value.get("name") or "custom"),
             value.get("weights") or {},
             int(value.get("rrf_k", DEFAULT_RRF_K)),
+            float(value.get("min_share", DEFAULT_MIN_SHARE)),
         )
     weights = check_weights(setting.weights)
     if not any(weights.values()):
         raise InvalidInputError(f"Setting {setting.name!r}: every weight is 0")
-    return FusionSetting(setting.name, weights, setting.rrf_k)
+    if setting.rrf_k < 0 or not 0 <= setting.min_share <= 1:
+        raise InvalidInputError(
+            f"Setting {setting.name!r}: rrf_k must be >= 0 and min_share in 0-1"
+        )
+    return dataclasses.replace(setting, weights=weights)
 
 
 def _search(dataset, query, signals, depth, brain_key, settings):

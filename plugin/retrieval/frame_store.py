@@ -68,6 +68,9 @@ def _load(dataset, brain_key, connection):
         forget_index(dataset, brain_key)  # the store restarted: load again
         index = None
     if index is None:
+        # A timed call first: brain's own connect waits ~10 s on a frozen server
+        name = dataset.get_brain_info(brain_key).config.collection_name
+        connection.client().has_collection(name)
         index = dataset.load_brain_results(brain_key, **connection.credentials())
     if index is None:  # registered, never completed (an interrupted build)
         raise IndexConfigError(

@@ -19,6 +19,19 @@ similarities need no calibration; a weight says how much one signal's
 ranking counts (0 turns it off). Each fused hit records, per signal that
 found it, the rank, the index's score and what it added
 (:class:`~plugin.retrieval.hits.SignalMatch`).
+
+**Only confident text hits count.** An index always returns its top k, so
+for a slide title nobody speaks, the transcript still ranks every segment,
+and a frame that three signals rank mediocrely (1/62 + 1/63 + 1/64) beats
+the one frame that shows the title (1/61 from the screen text alone). So a
+transcript or screen-text hit counts only when its similarity is at least
+``min_share`` (0.5) of the best hit's of its index for that query: on the
+slide talk of tests/test_screen_text.py, "Gradient Descent" keeps its
+slide's text (0.69) and narration (0.29) and drops the other slides (0.13,
+0.12) and speech (0.07, 0.05). Frame hits are not gated: image-text
+similarities of unrelated frames are close together, so a share says
+little there. (Text indexes measure cosine similarity by default; for a
+distance metric, pass ``min_share=0``.)
 """
 
 from collections import defaultdict
@@ -30,6 +43,7 @@ FRAMES, TRANSCRIPTS, SCREEN_TEXT = "frames", "transcripts", "screen_text"
 SIGNALS = (FRAMES, TRANSCRIPTS, SCREEN_TEXT)
 DEFAULT_WEIGHTS = dict.fromkeys(SIGNALS, 1.0)
 DEFAULT_RRF_K = 60  # the constant of the RRF paper; damps the top ranks
+DEFAULT_MIN_SHARE = 0.5  # of the best text hit's similarity (see above)
 
 
 def check_weights(weights=None):
@@ -53,7 +67,13 @@ def check_weights(weights=None):
 
 
 def fuse(
-    frame_hits, text_hits, k=10, rrf_k=DEFAULT_RRF_K, screen_hits=(), weights=None
+    frame_hits,
+    text_hits,
+    k=10,
+    rrf_k=DEFAULT_RRF_K,
+    screen_hits=(),
+    weights=None,
+    min_share=DEFAULT_MIN_SHARE,
 ):
     """The fused ranking of frames, best first (see the module docstring).
 
@@ -64,12 +84,16 @@ def fuse(
         rrf_k (60): the RRF constant
         screen_hits (()): on-screen text ``TextHit`` list
         weights (None): ``{signal: weight}``, missing ones 1.0
+        min_share (0.5): a text hit counts if its score is at least this
+            share of its index's best (0: every hit counts)
 
     Returns:
         a list of :class:`~plugin.retrieval.hits.FusedHit`; a frame that only
         zero-weighted signals found is left out
     """
     weights = check_weights(weights)
+    text_hits = confident(text_hits, min_share)
+    screen_hits = confident(screen_hits, min_share)
     rankings = {
         FRAMES: {h.sample_id: (h.rank, h.score) for h in frame_hits},
         TRANSCRIPTS: _frame_ranks(text_hits),
@@ -107,6 +131,15 @@ def fuse(
         )
         for sample_id in sorted(scores, key=order)[:k]
     ]
+
+
+def confident(text_hits, min_share=DEFAULT_MIN_SHARE):
+    """The hits whose score is at least ``min_share`` of the best one's
+    (all of them when the best is not a positive similarity)."""
+    best = max((h.score for h in text_hits), default=0.0)
+    if min_share <= 0 or best <= 0:
+        return list(text_hits)
+    return [h for h in text_hits if h.score >= min_share * best]
 
 
 def _frame_ranks(text_hits):

@@ -102,14 +102,15 @@ def attach_frames(samples, hits):
 def _nothing_to_index(dataset, live):
     if not dataset.has_sample_field(TEXT_FIELD):
         return (
-            "no frame was read yet (read them with add_screen_text() or the "
-            "'read_screen_text' operator, or import with screen_text=True)"
+            "no frame was read yet: read them with add_screen_text() or the "
+            "'read_screen_text' operator, or import with screen_text=True"
         )
     return f"no frame of its {len(live)} video(s) shows text"
 
 
 SCREEN_TEXT = TextSource(
     what="on-screen text",
+    items="screen-text spans",
     info_key=INFO_KEY,
     collection_suffix="screen_text",
     builder="build_screen_text_index() or the 'build_indexes' operator",

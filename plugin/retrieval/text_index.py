@@ -42,6 +42,7 @@ class TextSource:
 
     Attributes:
         what: its name in messages ("transcript", "on-screen text")
+        items: what its rows are, in messages ("transcript segments")
         info_key: where ``dataset.info`` records its settings
         collection_suffix: default collection ``vrag_<dataset>_<suffix>``
         builder: what builds it, for messages
@@ -54,6 +55,7 @@ class TextSource:
     """
 
     what: str
+    items: str
     info_key: str
     collection_suffix: str
     builder: str
@@ -122,7 +124,7 @@ class TextSource:
         connection = settings.milvus()
         client = connection.client()
         embedder = load_text_embedder(model_name, settings)
-        report(progress, 0.05, f"Embedding {len(rows)} rows of {self.what}")
+        report(progress, 0.05, f"Embedding {len(rows)} {self.items}")
         vectors = _embed(embedder, rows, progress, 0.05, 0.8)
         dimension = len(vectors[0])
         name = collection_name or self.default_collection_name(dataset.name)
@@ -167,7 +169,7 @@ class TextSource:
         stale = sorted(set(indexed) - live_ids)
         if todo:
             embedder = load_text_embedder(info["text_model"], settings)
-            report(progress, 0.05, f"Embedding {len(todo)} new rows of {self.what}")
+            report(progress, 0.05, f"Embedding {len(todo)} new {self.items}")
             vectors = _embed(embedder, todo, progress, 0.05, 0.9)
             self._check_dimension(info, vectors, embedder)
             insert_rows(
@@ -235,8 +237,8 @@ class TextSource:
         rows = [r for r in self.rows(dataset, live) if (r["text"] or "").strip()]
         if require and not rows:
             raise InvalidInputError(
-                f"Dataset {dataset.name!r} has no {self.what} to index: "
-                f"{self.nothing_to_index(dataset, live)}"
+                f"Dataset {dataset.name!r} has no {self.items} to index "
+                f"({self.nothing_to_index(dataset, live)})"
             )
         return rows
 

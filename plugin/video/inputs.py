@@ -56,7 +56,10 @@ def find_videos(paths):
         paths = [paths]
     videos, problems = [], []
     for raw in paths:
-        found, message = _expand_one(str(raw).strip())
+        try:
+            found, message = _expand_one(str(raw).strip())
+        except (OSError, ValueError) as e:  # a name too long, a NUL byte...
+            found, message = [], f"unusable path ({getattr(e, 'strerror', None) or e})"
         videos.extend(p for p in found if p not in videos)
         if message:
             problems.append(

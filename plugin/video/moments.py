@@ -150,9 +150,13 @@ class _Context:
             return
         self.records.update(load_video_records(self.dataset, wanted))
         view = self.dataset.match(F("video_id").is_in(wanted))
-        names = ["video_id", "timestamp", "video_duration"]
-        for video_id, timestamp, duration in zip(*view.values(names)):
-            times, _ = self.timelines.setdefault(video_id, ([], duration))
+        names = ["video_id", "timestamp"]
+        if self.dataset.has_sample_field("video_duration"):
+            names.append("video_duration")
+        for video_id, timestamp, *duration in zip(*view.values(names)):
+            times, _ = self.timelines.setdefault(
+                video_id, ([], (duration or [None])[0])
+            )
             if timestamp is not None:
                 times.append(timestamp)
         for times, _ in self.timelines.values():

@@ -2,14 +2,15 @@
 
 Processes, not threads: decoding and the FiftyOne writes hold the GIL, a
 process's memory is its own to bound, and a worker that crashes takes no
-other video with it. Each worker loads its Whisper model once (the registry
+other video with it; and Whisper on CPUs scales far better across processes
+than across threads of one process (measured, see :data:`THREADS_PER_WORKER`). Each worker loads its Whisper model once (the registry
 caches it per process) and runs the importer's public
 :func:`~plugin.video.importer.import_videos` on one video at a time, so the
 importer's guarantees (per-video claims, idempotence) hold as they do for one
 process. The cores are shared out: each worker gets ``OMP_NUM_THREADS =
 cores // workers`` (ctranslate2 and torch read it). How many workers
-(:func:`plan_workers`): one per core on CPUs, a few per GPU, never more than
-the videos, and never more than the memory allows for the longest video.
+(:func:`plan_workers`): one per two cores on CPUs, a few per GPU, never more
+than the videos, and never more than the memory allows for the longest video.
 
 Measured on 2 and 16 cores in docs/scaling.md. From Python::
 
@@ -22,23 +23,28 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from plugin.models.speech import whisper_device
+from plugin.models.speech import DEFAULT_CPU_THREADS, whisper_device
 from plugin.progress import report as report_progress
 from plugin.settings import Settings
 from plugin.video.inputs import ImportReport, VideoResult, find_videos
 from plugin.video.options import ImportOptions
 
 #: What one worker needs beside its audio: Python, FiftyOne, PyAV, the
-#: Whisper model (tiny.en int8 ~0.1 GB; base ~0.2 GB). Measured ~0.9 GB RSS
-#: for tiny.en on CPU (bench/bench_scale_ingest.py); rounded up.
-WORKER_BYTES = 1_500_000_000
+#: Whisper model. Measured: 1.9 GB peak RSS for a worker importing 150-s
+#: videos with tiny.en on the CPU (bench/results/scale_ingest.md).
+WORKER_BYTES = 2_000_000_000
 #: Audio is decoded whole to 16 kHz float32 (64 kB/s); Whisper's features
 #: and the decoder's copies roughly triple it.
 AUDIO_BYTES_PER_S = 3 * 16000 * 4
 #: Share of the available memory the pool may plan for
 MEMORY_SHARE = 0.7
+#: CPU threads per worker: on 16 cores, 8 workers x 2 threads transcribed at
+#: 184-233x real time, 4 x 4 at 141-195x, 2 x 8 at 114-153x, 1 x 16 at 25x
+#: (bench/results/scale_gpu.md, two runs): many narrow workers beat one wide.
+THREADS_PER_WORKER = 2
 #: Workers per GPU: transcription on the GPU is short bursts between CPU
-#: stages (decoding, JPEG, MongoDB writes), so a few workers keep it busy.
+#: stages (decoding, JPEG, MongoDB writes), so a few workers keep it busy
+#: (not measured: faster-whisper's CUDA build could not run on the GPU machine).
 WORKERS_PER_GPU = 4
 
 
@@ -74,8 +80,8 @@ def plan_workers(
     Args:
         num_videos: how many videos to import
         workers (None): a number asked for (still bounded by the videos and
-            the memory); None: one per core on CPUs, :data:`WORKERS_PER_GPU`
-            on a GPU
+            the memory); None: cores / :data:`THREADS_PER_WORKER` on CPUs,
+            :data:`WORKERS_PER_GPU` on a GPU
         cores (None): CPU cores this process may use (default: its affinity)
         available_bytes (None): memory available (default: ``psutil``'s)
         longest_s (0.0): duration of the longest video, in seconds
@@ -85,7 +91,8 @@ def plan_workers(
     if available_bytes is None:
         available_bytes = _available_bytes()
     device = device or whisper_device()[0]
-    wanted = workers or (WORKERS_PER_GPU if device == "cuda" else cores)
+    on_cpu = max(1, cores // THREADS_PER_WORKER)
+    wanted = workers or (WORKERS_PER_GPU if device == "cuda" else on_cpu)
     per_worker = WORKER_BYTES + int(longest_s * AUDIO_BYTES_PER_S)
     by_memory = max(1, int(available_bytes * MEMORY_SHARE) // per_worker)
     limits = [
@@ -94,7 +101,9 @@ def plan_workers(
         (by_memory, "memory"),
     ]
     count, why = min(limits, key=lambda limit: limit[0])
-    return WorkerPlan(count, max(1, cores // count), why)
+    # One model gains little past 8 threads, and loses at 16 (25x real time)
+    threads = min(max(1, cores // count), DEFAULT_CPU_THREADS)
+    return WorkerPlan(count, threads, why)
 
 
 def import_in_parallel(
@@ -185,14 +194,8 @@ def _result_of(future, path):
 
 def _start_worker(threads):
     """Runs first in each worker: its share of the cores, set before any
-    library that reads it starts its thread pool."""
+    library that reads it (ctranslate2, torch) starts its thread pool."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
 
 
 def _import_one(path, dataset_name, option_values):

@@ -17,6 +17,8 @@ from plugin.models.speech import (
     DEFAULT_SPEECH_BACKEND,
     DEFAULT_SPEECH_MODEL,
     batched_pipeline,
+    cuda_failed,
+    is_auto_cuda,
     load_speech_model,
     resolve_speech_model,
     whisper_decoding,
@@ -74,11 +76,18 @@ def transcribe_audio(
     """
     settings = Settings.coerce(settings)
     spec = resolve_speech_model(backend, model, settings)
-    whisper_model = load_speech_model(spec, settings)
     if backend == "faster-whisper":
-        segments, info = _faster_whisper(whisper_model, audio, language, settings)
-        words = [(w.start, w.end, w.word) for s in segments for w in s.words or []]
+        try:  # CUDA errors come at load or, lazily, while decoding
+            whisper_model = load_speech_model(spec, settings)
+            segments, info = _faster_whisper(whisper_model, audio, language, settings)
+            words = [(w.start, w.end, w.word) for s in segments for w in s.words or []]
+        except RuntimeError as e:
+            if not (is_auto_cuda(settings) and _is_cuda_error(e)):
+                raise
+            cuda_failed(f"{type(e).__name__}: {e}")  # auto picks the CPU now
+            return transcribe_audio(audio, backend, model, language, settings)
         return Transcript(info.language, split_into_sentences(words))
+    whisper_model = load_speech_model(spec, settings)
     fp16 = whisper_device(settings)[1] == "float16"
     result = whisper_model.transcribe(
         audio, language=language or None, fp16=fp16, verbose=None, word_timestamps=True
@@ -89,6 +98,11 @@ def transcribe_audio(
         for w in s.get("words", [])
     ]
     return Transcript(result.get("language"), split_into_sentences(words))
+
+
+def _is_cuda_error(error):
+    text = str(error).lower()
+    return any(word in text for word in ("cuda", "cublas", "cudnn"))
 
 
 def _faster_whisper(whisper_model, audio, language, settings):
