@@ -29,13 +29,18 @@ RECHECK = (
 
 
 def _run_python(code, env=None):
+    # A fresh process: nothing inherited from processes this session prepared
+    # (plugin.models.zoo exports its manifest path to subprocesses)
+    inherited = {
+        k: v for k, v in os.environ.items() if k != "FIFTYONE_MODEL_ZOO_MANIFEST_PATHS"
+    }
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=180,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        env={**inherited, "PYTHONPATH": str(REPO), **(env or {})},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

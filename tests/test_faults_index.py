@@ -7,6 +7,7 @@ each gives a specific message, and the existing index, its embeddings field
 and the other collections are exactly as they were.
 """
 
+import fiftyone as fo
 import numpy as np
 import pytest
 from support import faults
@@ -215,3 +216,49 @@ def test_a_broken_run_of_an_older_version_can_be_searched_and_deleted(setup):
     assert "broken" not in dataset.list_brain_runs()
     assert settings.milvus().client().has_collection(transcripts)
     assert search_transcript(dataset, "a red apple", 2, settings)
+
+
+def test_a_sync_cut_off_before_writing_is_completed_by_the_next(setup, monkeypatch):
+    """New frames get embedded, then the store fails: they have embeddings
+    but are not in the index. The next sync adds them (it used to skip
+    every frame that had an embedding, forever)."""
+    from fiftyone.brain.internal.core import milvus as brain_milvus
+    from pymilvus.exceptions import MilvusException
+
+    from plugin.retrieval.frame_index import sync_frame_index
+
+    dataset, settings, _ = setup
+    first = dataset.first()
+    new = [
+        fo.Sample(filepath=first.filepath, video_id="video9", timestamp=float(i))
+        for i in range(2)
+    ]
+    dataset.add_samples(new)
+    try:
+
+        def failing(self, *args, **kwargs):
+            raise MilvusException(code=65535, message="connection reset (injected)")
+
+        monkeypatch.setattr(brain_milvus.MilvusSimilarityIndex, "add_to_index", failing)
+        with pytest.raises(VideoRagError, match="connection reset"):
+            sync_frame_index(dataset, KEY, settings)
+        monkeypatch.undo()
+        assert dataset.exists(embeddings_field_for(KEY), False).count() == 0
+        assert sync_frame_index(dataset, KEY, settings) == {"added": 2, "removed": 0}
+        indexed = set(index_ids(load_frame_index(dataset, KEY, settings)))
+        assert {s.id for s in new} <= indexed
+    finally:
+        dataset.delete_samples(new)
+        sync_frame_index(dataset, KEY, settings)
+
+
+def test_a_model_whose_weights_cannot_be_had_changes_nothing(setup):
+    """Offline, the default CLIP's weights cannot be downloaded: a clear
+    ModelLoadError naming the offline model, before anything is written."""
+    from plugin.errors import ModelLoadError
+
+    dataset, settings, _ = setup
+    before = _snapshot(dataset, settings)
+    with pytest.raises(ModelLoadError, match="offline"):
+        build_frame_index(dataset, brain_key=KEY, overwrite=True, settings=settings)
+    _assert_unchanged(before, _snapshot(dataset, settings))

@@ -111,16 +111,26 @@ def _start_from_another_process(settings):
     return done.stdout.strip()
 
 
+def _app_search(dataset, settings):
+    """The App's own search bar: brain's sort_by_similarity on the results
+    brain loaded and cached (our code is not on that path)."""
+    dataset.load_brain_results(KEY, **settings.milvus().credentials())
+    return dataset.sort_by_similarity(QUERY, k=4, brain_key=KEY).values("id")
+
+
 def test_searches_survive_a_restart_of_the_managed_store(managed):
     """Stop the store, start it from another process (as `make store-stop`
-    then the App would): the same process searches on, with the same hits."""
+    then the App would): the same process searches on, with the same hits,
+    through our searches and through brain's own (the App's search bar)."""
     dataset, settings = managed
     before = _results(dataset, settings)
+    app_before = _app_search(dataset, settings)
     server = LocalMilvusServer(settings=settings)
     port = server.status()["port"]
     assert server.stop()
     uri = _start_from_another_process(settings)
     assert uri.endswith(f":{port}")  # the same port: TIME_WAIT does not move it
+    assert _app_search(dataset, settings) == app_before
     assert _results(dataset, settings) == before
 
 
@@ -178,11 +188,33 @@ def test_a_frozen_server_times_out_with_a_clear_message(remote):
     freeze(pid)
     started = time.monotonic()
     try:
-        with pytest.raises(StoreUnreachableError, match="within 1.5 s"):
+        with pytest.raises(StoreUnreachableError, match="within 1.5 s") as caught:
             search_frames(dataset, QUERY, 4, KEY, impatient)
+        assert SECRET not in caught.value.message  # brain's error quotes the URI
         with pytest.raises(StoreUnreachableError, match="within 1.5 s"):
             search_transcript(dataset, QUERY, 4, impatient)
     finally:
         thaw(pid)
     print(f"frozen store: both searches failed in {time.monotonic() - started:.1f} s")
     assert _results(dataset, settings) == before
+
+
+@pytest.mark.real_milvus
+def test_searches_survive_a_restart_of_the_real_milvus_server(
+    real_milvus, tmp_path_factory, tiny_clip
+):
+    """The real server, restarted in place (same data, same port) while this
+    process holds its indexes: the next searches reconnect and reload."""
+    dataset = make_frames_dataset(tmp_path_factory.mktemp("real-restart"))
+    try:
+        _index(dataset, tiny_clip, real_milvus)
+        before = _results(dataset, real_milvus)
+        seconds = faults.restart_real_milvus()
+        print(f"real Milvus restarted in {seconds:.1f} s")
+        assert _results(dataset, real_milvus) == before
+    finally:
+        delete_frame_index(dataset, KEY, real_milvus)
+        from plugin.retrieval.transcript_index import delete_transcript_index
+
+        delete_transcript_index(dataset, settings=real_milvus)
+        dataset.delete()

@@ -126,13 +126,37 @@ def _wrap_kneighbors(original):
     def _kneighbors(self, query=None, k=None, **kwargs):
         # Private attribute: not serialized with the brain run's config.
         self.config._vrag_ef = min(max(k or 0, _MIN_EF), _MAX_EF)
-        if is_milvus_lite(self.config.uri) and self.collection is not None:
-            # Another process may have re-indexed it since: ~1 ms to ask
-            _remember_search(self, _current_index(self.collection))
-        return original(self, query=query, k=k, **kwargs)
+
+        def search():
+            if is_milvus_lite(self.config.uri) and self.collection is not None:
+                # Another process may have re-indexed it since: ~1 ms to ask
+                _remember_search(self, _current_index(self.collection))
+            return original(self, query=query, k=k, **kwargs)
+
+        return _recovering(self, search)
 
     _kneighbors._vrag_fixed = True
     return _kneighbors
+
+
+def _recovering(index, search):
+    """``search()``; after a store restart ("released" collection, lost
+    connection) brain's index reconnects and loads its collection, and the
+    search runs once more. Here, not only in plugin.retrieval.frame_store:
+    the App's own search bar calls brain directly (issue #16)."""
+    from plugin.milvus import guard
+
+    try:
+        return search()
+    except Exception as e:
+        if not (guard.is_store_error(e) and guard.is_recoverable(e)):
+            raise
+    from plugin.settings import DEFAULT_MILVUS_TIMEOUT
+
+    timeout = getattr(index._collection, "_vrag_timeout", DEFAULT_MILVUS_TIMEOUT)
+    index._initialize()  # brain's own connect + collection.load()
+    index._collection = guard.bound(index._collection, timeout)
+    return search()
 
 
 def _wrap_add_to_index(original):

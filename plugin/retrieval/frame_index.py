@@ -307,35 +307,45 @@ def sync_frame_index(
     """Adds frames that are not indexed yet, removes deleted ones.
 
     Existing vectors are not recomputed: only samples without a stored
-    embedding are embedded. Returns ``{"added": n, "removed": m}``.
+    embedding are embedded. What is added is every frame NOT IN THE INDEX
+    (not every frame without an embedding): a sync cut off after embedding,
+    before writing, is completed by the next one. Returns
+    ``{"added": n, "removed": m}``.
     """
     settings = Settings.coerce(settings)
     index = load_frame_index(dataset, brain_key, settings)
     field = embeddings_field_for(brain_key)
     # Freeze the ids: once embedded, the frames no longer match exists(False)
     missing = dataset.select(dataset.exists(field, False).values("id"))
-    added = len(missing)
-    report(progress, 0.1, f"Embedding {added} new frames")
-    if added:
+    report(progress, 0.1, f"Embedding {len(missing)} new frames")
+    if len(missing):
         missing.compute_embeddings(
             index.get_model(), embeddings_field=field, batch_size=batch_size
         )
-    ids, vectors = missing.values(["id", field]) if added else ([], [])
     live = set(dataset.values("id"))
 
     def write(index):
+        indexed = set(index_ids(index))
+        ids, vectors = _embedded(dataset.select(sorted(live - indexed)), field)
         if ids:
             index.add_to_index(_as_array(vectors), ids)
-        stale = sorted(set(index_ids(index)) - live)
+        stale = sorted(indexed - live)
         if stale:
             index.remove_from_index(sample_ids=stale)
-        return len(stale)
+        return {"added": len(ids), "removed": len(stale)}
 
-    removed = with_frame_index(
+    counts = with_frame_index(
         dataset, brain_key, settings, f"syncing frame index {brain_key!r}", write
     )
     report(progress, 1.0, "Done")
-    return {"added": added, "removed": removed}
+    return counts
+
+
+def _embedded(samples, field):
+    """``(ids, vectors)`` of the samples that have an embedding (a frame
+    whose image could not be read has none: it is not indexed)."""
+    pairs = [(i, v) for i, v in zip(*samples.values(["id", field])) if v is not None]
+    return [i for i, _ in pairs], [v for _, v in pairs]
 
 
 def delete_frame_index(dataset, brain_key, settings=None, keep_embeddings=False):

@@ -11,6 +11,7 @@ collection) and the operation runs once more.
 """
 
 import logging
+import warnings
 
 from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError, IndexNotFoundError
@@ -130,7 +131,9 @@ def forget_index(dataset, brain_key, connection=None):
         try:
             from pymilvus import connections
 
-            connections.disconnect(alias)
+            with warnings.catch_warnings():  # brain's ORM API: deprecated in 3.x
+                warnings.simplefilter("ignore")
+                connections.disconnect(alias)
         except Exception:  # already broken: nothing to close
             pass
     if connection is not None:

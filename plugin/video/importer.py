@@ -409,7 +409,7 @@ def _delete_video(dataset, video_id, keep_frames=False):
 
 def _save_grouped_view(dataset):
     if dataset.count() and not dataset.has_saved_view(GROUPED_VIEW):
-        view = dataset.group_by("video_id", order_by="frame_index")
+        view = dataset.group_by("video_id", order_by="timestamp")  # dense frames too
         try:
             dataset.save_view(GROUPED_VIEW, view, description="Frames grouped by video")
         except ValueError:  # saved by another process meanwhile

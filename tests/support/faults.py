@@ -109,3 +109,35 @@ def tiny_clip(tmp_path_factory):
             f"open_clip:{TINY_OPEN_CLIP}", pretrained=path
         )
     return _TINY["spec"]
+
+
+def restart_real_milvus(timeout=180):
+    """Restarts this session's real Milvus server in place (same data, same
+    port) and waits until it answers: SIGHUP to its runner
+    (tests/support/run_milvus_standalone.py). Returns the seconds it took."""
+    import json
+    import time
+    from pathlib import Path
+
+    from plugin import process
+    from support.milvus_server import PIDS_DIR
+
+    runners = []
+    for pid_file in PIDS_DIR.glob("*.json"):
+        owner = json.loads(pid_file.read_text())
+        if owner.get("session") == os.getpid() and process.pid_alive(owner["server"]):
+            runners.append(owner["server"])
+    assert len(runners) == 1, f"this session's Milvus server runner? {runners}"
+    runner = runners[0]
+    args = [a for a in Path(f"/proc/{runner}/cmdline").read_bytes().split(b"\0") if a]
+    port_file = Path(args[-1].decode()) / "port"  # runner's argv: ... BASE_DIR
+    port = int(port_file.read_text())
+    started = time.monotonic()
+    os.kill(runner, signal.SIGHUP)
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if port_file.exists() and process.accepts_connections(port):
+            assert int(port_file.read_text()) == port, "it came back on another port"
+            return time.monotonic() - started
+    raise AssertionError(f"the real Milvus server did not come back in {timeout} s")

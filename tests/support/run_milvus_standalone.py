@@ -3,9 +3,15 @@
 Run with the milvus-server venv's python (see scripts/setup_test_services.sh):
 ``python run_milvus_standalone.py BASE_DIR``. Writes ``BASE_DIR/port`` once the
 server answers, then serves until SIGTERM/SIGINT, and stops the server.
+
+SIGHUP restarts the server in place (same data, same ports), as an operator
+restarting Milvus would: the fault tests use it (tests/test_faults_store.py).
+``BASE_DIR/port`` is removed while it restarts and written again once the
+server answers.
 """
 
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -13,17 +19,43 @@ from pathlib import Path
 from milvus import default_server
 
 
+def _bind_reusable(port):
+    """The package's port probe, with SO_REUSEADDR: after a restart the old
+    connections' TIME_WAIT sockets must not move the server to other ports
+    (the Milvus binary itself binds with SO_REUSEADDR)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        return sock
+    except (OSError, OverflowError, ValueError):
+        sock.close()
+        return None
+
+
 def main(base_dir):
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
-    stopping = []
+    port_file = base / "port"
+    stopping, restarting = [], []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGHUP, lambda *_: restarting.append(True))
+    default_server.config.try_bind_port = _bind_reusable
     default_server.set_base_dir(str(base / "data"))
     default_server.start()
-    (base / "port").write_text(str(default_server.listen_port))
+    port_file.write_text(str(default_server.listen_port))
     try:
-        while not stopping and default_server.server_proc.poll() is None:
+        while not stopping:
+            if restarting:
+                restarting.clear()
+                port_file.unlink(missing_ok=True)
+                default_server.stop()
+                default_server.start()
+                port_file.write_text(str(default_server.listen_port))
+            elif default_server.server_proc.poll() is not None:
+                break
             time.sleep(0.2)
     finally:
         default_server.stop()
