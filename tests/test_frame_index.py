@@ -117,7 +117,9 @@ def test_same_top_k_from_both_stores(
     tops = []
     for store in (local_store, real_milvus):
         _, key = _build(frames_dataset, tiny_clip, store, consistency_level="Strong")
-        hits = search_frames(frames_dataset, "a ship at sea", k=10, brain_key=key)
+        hits = search_frames(
+            frames_dataset, "a ship at sea", k=10, brain_key=key, settings=store
+        )
         tops.append([h.sample_id for h in hits])
         delete_frame_index(frames_dataset, key, settings=store)
     assert tops[0] == tops[1]

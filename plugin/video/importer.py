@@ -136,6 +136,8 @@ def _import_claimed(dataset, video_path, info, video_id, options):
     frame_ids = _add_samples(
         dataset, info, duration, video_id, frames, segments, status, options
     )
+    if options.screen_text:  # before the record: a complete video has it
+        result.seconds["screen_text"] = _read_screen_text(dataset, frame_ids)
     playback = ensure_playable(info, frames_dir)
     notes += [playback.note] if playback.mode == "unplayable" else []
     video = {
@@ -330,6 +332,15 @@ def _add_samples(dataset, info, duration, video_id, frames, segments, status, op
             raise
         dataset.reload()
         return dataset.add_samples(samples, progress=False)
+
+
+def _read_screen_text(dataset, frame_ids):
+    """Reads the new frames' on-screen text (``ImportOptions.screen_text``)."""
+    from plugin.video.screen_text import add_screen_text  # needs rapidocr
+
+    started = time.perf_counter()
+    add_screen_text(dataset.select(frame_ids))
+    return time.perf_counter() - started
 
 
 def _record(video_path, video_id, frames, segments, status, language, options):
