@@ -6,6 +6,7 @@ from plugin.answer import ask
 from plugin.answer.ask import DEFAULT_K
 from plugin.answer.images import DEFAULT_LONG_SIDE
 from plugin.answer.prompt import (
+from plugin.answer.labels import save_answer_labels
     DEFAULT_MAX_IMAGES,
     DEFAULT_MAX_TOKENS,
     validate_question,
@@ -48,6 +49,13 @@ class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
             label="Write the answer to field",
             description="Optional: a string field set on the evidence frames",
         )
+        inputs.bool(
+            "save_labels",
+            default=False,
+            label="Save the answer on the cited videos",
+            description="Timeline labels (field 'answers' of the video samples): "
+            "label = the question, with the answer text and citation number",
+        )
         if not n:  # retrieval reads the indexes
             milvus_input(ctx, inputs)
 
@@ -64,6 +72,8 @@ class AskQuestion(WorkbenchOperator, label="ask a question", background=True):
             answer_field=params.get("answer_field") or None,
             settings=settings_from(ctx),
         )
+        if params.get("save_labels") and not answer.incomplete:
+            save_answer_labels(ctx.dataset, answer)
         if params.get("answer_field") and not ctx.delegated:
             ctx.ops.reload_dataset()
         return {

@@ -81,8 +81,9 @@ def dataset_name():
 
     name = f"vrag-test-{uuid.uuid4().hex[:10]}"
     yield name
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
+    for created in (name, f"{name}-videos"):  # and its companion video dataset
+        if fo.dataset_exists(created):
+            fo.delete_dataset(created)
 
 
 @pytest.fixture(scope="session")
