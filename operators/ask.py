@@ -5,8 +5,8 @@ import fiftyone.operators.types as types
 from plugin.answer import ask
 from plugin.answer.ask import DEFAULT_K
 from plugin.answer.images import DEFAULT_LONG_SIDE
-from plugin.answer.prompt import (
 from plugin.answer.labels import save_answer_labels
+from plugin.answer.prompt import (
     DEFAULT_MAX_IMAGES,
     DEFAULT_MAX_TOKENS,
     validate_question,
