@@ -127,9 +127,14 @@ def measure_import(video, transcribe, home):
     env = {**os.environ, "VRAG_HOME": str(home)}
     cmd = [sys.executable, __file__, "--child", str(video)]
     cmd += ["--transcribe"] if transcribe else []
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if out.returncode != 0:  # e.g. killed for memory: that is the figure
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        figures = {"status": f"failed (exit {out.returncode}): {tail}"}
+        figures.update(frames=None, message="", seconds=None)
+    else:
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
     figures["peak_rss_mb"] = round(peak_kb / 1024, 1)
     return figures
 
@@ -158,8 +163,10 @@ def _isolated(video, transcribe, home):
     """``measure_import`` in a fresh parent, so ``ru_maxrss`` is this child's."""
     cmd = [sys.executable, __file__, "--measure", str(video), str(home)]
     cmd += ["--transcribe"] if transcribe else []
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"measuring {video} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def recovery_rows(home):

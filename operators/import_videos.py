@@ -52,6 +52,13 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
         _sampling_inputs(ctx, inputs)
         _frame_inputs(inputs)
         _transcript_inputs(ctx, inputs)
+        inputs.bool(
+            "screen_text",
+            default=False,
+            label="Read on-screen text (slides, captions: offline OCR)",
+            description="Only frames whose picture changed are read. Worth it "
+            "for talks and screen recordings; see docs/screen_text.md",
+        )
         _fan_out_inputs(ctx, inputs)
         _flag_problems(ctx, inputs)
 

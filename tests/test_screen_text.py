@@ -13,6 +13,7 @@ import uuid
 import fiftyone as fo
 import jiwer
 import pytest
+from fiftyone import ViewField as F
 from support.slides import slide_image, slide_text
 from support.synth import Scene, make_narrated_video, solid_image
 from support.tiny_models import make_tiny_open_clip_checkpoint
@@ -52,23 +53,15 @@ MAX_CER = 0.05
 
 
 @pytest.fixture(scope="module")
-def talk(tmp_path_factory):
-    """The slide talk, imported without on-screen text."""
+def read_talk(tmp_path_factory):
+    """The slide talk imported with ``screen_text=True``: ``(dataset, report,
+    calls)``, ``calls`` one entry per frame the OCR read."""
     folder = tmp_path_factory.mktemp("talk")
     scenes = [Scene(slide_image(t, b), n, SCENE_S) for t, b, n in SLIDES]
     scenes.append(Scene(solid_image((40, 90, 160), (854, 480)), BREAK, SCENE_S))
     video = folder / "talk.mp4"
     make_narrated_video(video, scenes, size=(854, 480))
     dataset = fo.Dataset(f"vrag-screen-{uuid.uuid4().hex[:8]}")
-    report = import_videos([str(video)], dataset=dataset, fps=1.0)
-    assert not report.failed, report.summary_lines()
-    yield dataset
-    dataset.delete()
-
-
-@pytest.fixture(scope="module")
-def read_talk(talk):
-    """The talk with its on-screen text read (every OCR call counted)."""
     calls = []
     real = screen_text.read_lines
 
@@ -78,10 +71,12 @@ def read_talk(talk):
 
     screen_text.read_lines = counting
     try:
-        counts = screen_text.add_screen_text(talk)
+        report = import_videos([str(video)], dataset=dataset, fps=1.0, screen_text=True)
     finally:
         screen_text.read_lines = real
-    return talk, counts, calls
+    assert not report.failed, report.summary_lines()
+    yield dataset, report, calls
+    dataset.delete()
 
 
 def _slide_of(timestamp):
@@ -101,17 +96,10 @@ def test_rapidocr_runs_on_the_headless_opencv():
 
 
 def test_unchanged_slides_are_read_once_and_blank_frames_are_empty(read_talk):
-    dataset, counts, calls = read_talk
+    dataset, report, calls = read_talk
     assert len(dataset) == 20
     assert len(calls) == 4  # 3 slides and the blank frame: the rest reused
-    assert counts == {
-        "read": 4,
-        "reused": 16,
-        "with_text": 15,
-        "missing": 0,
-        "frames": 20,
-        "kept": 0,
-    }
+    assert report.videos[0].seconds["screen_text"] > 0
     for timestamp, text, boxes in zip(
         *dataset.values(["timestamp", "screen_text", "screen_text_boxes"])
     ):
@@ -124,9 +112,25 @@ def test_unchanged_slides_are_read_once_and_blank_frames_are_empty(read_talk):
         assert [d.label for d in boxes.detections][0] == title
         assert all(0 <= v <= 1 for d in boxes.detections for v in d.bounding_box)
         assert boxes.detections[0].bounding_box[1] < 0.2  # the title is on top
-    # Already read: a second pass reads nothing unless asked to
-    again = screen_text.add_screen_text(dataset)
-    assert again["kept"] == 20 and again["read"] == 0
+
+
+def test_add_screen_text_reads_imported_frames_later(read_talk):
+    """Without re-import, from the frames' JPEGs: frames already read are
+    kept, unless overwritten; unchanged frames take the text read before."""
+    dataset = read_talk[0]
+    assert screen_text.add_screen_text(dataset) == {
+        "read": 0,
+        "reused": 0,
+        "with_text": 0,
+        "missing": 0,
+        "frames": 20,
+        "kept": 20,
+    }
+    first = dataset.match(F("timestamp") < SCENE_S)
+    before = first.values("screen_text")
+    counts = screen_text.add_screen_text(first, overwrite=True)
+    assert (counts["read"], counts["reused"], counts["with_text"]) == (1, 4, 5)
+    assert first.values("screen_text") == before
 
 
 def test_ocr_character_error_rate_on_the_rendered_text(read_talk):

@@ -137,7 +137,7 @@ def _import_claimed(dataset, video_path, info, video_id, options):
         dataset, info, duration, video_id, frames, segments, status, options
     )
     if options.screen_text:  # before the record: a complete video has it
-        result.seconds["screen_text"] = _read_screen_text(dataset, frame_ids)
+        result.seconds["screen_text"] = _read_screen_text(dataset, frame_ids, frames)
     playback = ensure_playable(info, frames_dir)
     notes += [playback.note] if playback.mode == "unplayable" else []
     video = {
@@ -334,12 +334,14 @@ def _add_samples(dataset, info, duration, video_id, frames, segments, status, op
         return dataset.add_samples(samples, progress=False)
 
 
-def _read_screen_text(dataset, frame_ids):
-    """Reads the new frames' on-screen text (``ImportOptions.screen_text``)."""
-    from plugin.video.screen_text import add_screen_text  # needs rapidocr
+def _read_screen_text(dataset, frame_ids, frames):
+    """Reads the new frames' on-screen text (``ImportOptions.screen_text``)
+    from the decoded frames still in memory (not their JPEGs: no second
+    decode, no compression artifacts); returns the seconds it took."""
+    from plugin.video.screen_text import store_video_text  # needs rapidocr
 
     started = time.perf_counter()
-    add_screen_text(dataset.select(frame_ids))
+    store_video_text(dataset, frame_ids, [frame.image for frame, _ in frames])
     return time.perf_counter() - started
 
 

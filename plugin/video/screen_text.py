@@ -170,30 +170,28 @@ class ChangeReader:
     """Reads the frames of ONE video in time order, only those that changed.
 
     ``reads`` counts the frames read, ``reused`` those that took the text
-    of the last frame read.
+    of the last frame read, ``with_text`` those that show some.
     """
 
     def __init__(self, distance=UNCHANGED_DISTANCE):
         self.distance = distance
-        self.reads = self.reused = 0
+        self.reads = self.reused = self.with_text = 0
         self._last = None  # (hash, ScreenText) of the last frame read
 
     def read(self, image):
         phash = imagehash.phash(image.convert("RGB"), hash_size=HASH_SIZE)
         if self._last is not None and phash - self._last[0] <= self.distance:
             self.reused += 1
-            return ScreenText(self._last[1].lines, reused=True)
-        result = ScreenText(read_lines(image))
-        self.reads += 1
-        self._last = (phash, result)
+            result = ScreenText(self._last[1].lines, reused=True)
+        else:
+            result = ScreenText(read_lines(image))
+            self.reads += 1
+            self._last = (phash, result)
+        self.with_text += bool(result.lines)
         return result
 
-
-def read_video_frames(images, distance=UNCHANGED_DISTANCE):
-    """``[ScreenText]`` of one video's frames (PIL images, in time order).
-    What the importer calls on the frames it sampled."""
-    reader = ChangeReader(distance)
-    return [reader.read(image) for image in images]
+    def counts(self):
+        return {"read": self.reads, "reused": self.reused, "with_text": self.with_text}
 
 
 def add_screen_text(
@@ -217,28 +215,36 @@ def add_screen_text(
     dataset = samples._root_dataset
     _declare_fields(dataset)
     todo = samples if overwrite else samples.match(F(TEXT_FIELD) == None)  # noqa: E711
-    groups = _groups(todo)
     counts = dict.fromkeys(("read", "reused", "with_text", "missing"), 0)
     counts["frames"], counts["kept"] = len(samples), len(samples) - len(todo)
     done = 0
-    for frames in groups:
-        texts, boxes = {}, {}
-        reader = ChangeReader(distance)
-        for sample_id, filepath in frames:
-            image = _open(filepath)
-            if image is None:
-                counts["missing"] += 1
-                continue
-            result = reader.read(image)
-            texts[sample_id], boxes[sample_id] = result.text, result.detections()
-            counts["with_text"] += bool(result.lines)
-        dataset.set_values(TEXT_FIELD, texts, key_field="id")
-        dataset.set_values(BOXES_FIELD, boxes, key_field="id")
-        counts["read"] += reader.reads
-        counts["reused"] += reader.reused
+    for frames in _groups(todo):
+        images = {i: _open(path) for i, path in frames}
+        found = {i: image for i, image in images.items() if image is not None}
+        counts["missing"] += len(images) - len(found)
+        reader = store_video_text(dataset, list(found), found.values(), distance)
+        for name, n in reader.counts().items():
+            counts[name] += n
         done += len(frames)
         report(progress, done / max(1, len(todo)), f"Read {done}/{len(todo)} frames")
     return counts
+
+
+def store_video_text(dataset, sample_ids, images, distance=UNCHANGED_DISTANCE):
+    """Reads the frames of ONE video (``images``, PIL, in time order) and
+    stores each one's text on its sample (``sample_ids``, same order). The
+    importer calls this on the frames it just sampled (still in memory).
+    Returns the :class:`ChangeReader` (its counts)."""
+    _declare_fields(dataset)
+    reader = ChangeReader(distance)
+    texts, boxes = {}, {}
+    for sample_id, image in zip(sample_ids, images, strict=True):
+        result = reader.read(image)
+        texts[sample_id], boxes[sample_id] = result.text, result.detections()
+    if texts:
+        dataset.set_values(TEXT_FIELD, texts, key_field="id")
+        dataset.set_values(BOXES_FIELD, boxes, key_field="id")
+    return reader
 
 
 def _declare_fields(dataset):
