@@ -275,7 +275,7 @@ def test_bad_inputs_fail_clearly(sample, local_store):
         local_store.milvus().client().drop_collection(
             transcript_index_info(dataset)["collection_name"]
         )
-        with pytest.raises(ValueError, match="is not in Milvus at"):
+        with pytest.raises(IndexNotFoundError, match="is not in Milvus at"):
             search_transcript(dataset, "a horse", settings=local_store)
     finally:
         delete_transcript_index(dataset, settings=local_store)

@@ -11,23 +11,35 @@ A :class:`TextSource` says what is indexed: where its rows come from, how a
 hit maps back to frames, and where its settings are recorded in
 ``dataset.info`` (text model, dimension, metric, collection, Milvus kind;
 never credentials), so that search and sync embed with the model the index
-was built with.
+was built with. Every store call goes through :mod:`plugin.milvus.guard`: a
+dead store fails fast, a restarted one is reconnected; a build checks an
+existing collection's shape and owner before it writes, and drops what it
+created if the writing fails.
 """
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable
 
+from plugin.cleanup import record_collection
+from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
-from plugin.inputs import require_int, validate_query
-from plugin.milvus import LITE_FILE, LOCAL, is_milvus_lite
+from plugin.inputs import validate_query
+from plugin.milvus import LITE_FILE, LOCAL, guard, is_milvus_lite
+from plugin.milvus.schema import TRANSCRIPT_SHAPE, check_existing
 from plugin.models.text import canonical_name, load_text_embedder
 from plugin.progress import report
 from plugin.retrieval import lite_index
-from plugin.retrieval.frame_index import MILVUS_METRICS, check_collection_compatible
+from plugin.retrieval.frame_index import MILVUS_METRICS
+from plugin.retrieval.frame_search import require_k
 from plugin.retrieval.hits import TextHit
 from plugin.settings import Settings
 
+logger = logging.getLogger(__name__)
+
+#: The fields of every text collection (transcripts, on-screen text)
+TEXT_SHAPE = TRANSCRIPT_SHAPE
 TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
 _ID_MAX = 512
 _INSERT_BATCH = 256  # rows per insert: bounds the gRPC message size
@@ -45,6 +57,7 @@ class TextSource:
         items: what its rows are, in messages ("transcript segments")
         info_key: where ``dataset.info`` records its settings
         collection_suffix: default collection ``vrag_<dataset>_<suffix>``
+            (also its kind in the cleanup ledger)
         builder: what builds it, for messages
         rows: ``rows(dataset, video_ids)``: dicts ``{segment_id, video_id,
             start, end, text}`` of those videos
@@ -65,7 +78,7 @@ class TextSource:
 
     def default_collection_name(self, dataset_name):
         raw = f"vrag_{dataset_name}_{self.collection_suffix}"
-        return "".join(c if c.isalnum() else "_" for c in raw)[:255]
+        return "".join(c if c.isalnum() else "_" for c in raw)[:255]  # Milvus' limit
 
     def info(self, dataset):
         """The recorded settings of ``dataset``'s index, or None."""
@@ -100,7 +113,8 @@ class TextSource:
             overwrite (False): replace the dataset's existing index
             progress (None): a callable ``progress(fraction, label)``
             metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
-            settings (None): a :class:`~plugin.settings.Settings`
+            settings (None): a :class:`~plugin.settings.Settings`: the Milvus
+                store, and the endpoint of an ``openai:<model>`` text model
 
         Returns:
             the recorded settings (a dict)
@@ -121,28 +135,22 @@ class TextSource:
         # Unknown models, empty datasets, unreachable Milvus fail before any work
         model_name = canonical_name(text_model, settings)
         rows = self._live_rows(dataset, require=True)
-        connection = settings.milvus()
-        client = connection.client()
+        connection = guard.reachable(settings)
         embedder = load_text_embedder(model_name, settings)
         report(progress, 0.05, f"Embedding {len(rows)} {self.items}")
         vectors = _embed(embedder, rows, progress, 0.05, 0.8)
         dimension = len(vectors[0])
         name = collection_name or self.default_collection_name(dataset.name)
         replaced = existing["collection_name"] if existing else None
-        if name != replaced:  # the collection being replaced may differ
-            check_collection_compatible(connection, name, dimension, metric)
-            if client.has_collection(name) and not overwrite:
-                raise IndexConfigError(
-                    f"Milvus collection {name!r} already exists at "
-                    f"{connection.display_uri}. Choose another collection name, "
-                    "or pass overwrite=True to replace it."
-                )
-        for old in {replaced, name} - {None}:
-            if client.has_collection(old):
-                client.drop_collection(old)
         report(progress, 0.85, f"Writing vectors to Milvus ({connection.kind})")
-        create_collection(client, connection, name, dimension, metric)
-        insert_rows(client, name, dataset.name, rows, vectors)
+        created = set()  # a retry after a reconnect may find our partial collection
+        record_collection(dataset, name, settings, connection, self.collection_suffix)
+
+        def write(connection):
+            target = (name, dimension, metric, overwrite, created)
+            self._write_collection(connection, dataset, target, replaced, rows, vectors)
+
+        store_call(settings, f"writing {self.what} index {name!r}", write)
         info = {
             "text_model": embedder.name,
             "dimension": dimension,
@@ -157,12 +165,18 @@ class TextSource:
 
     def sync(self, dataset, progress=None, settings=None):
         """Embeds rows that are new or whose text changed, removes those of
-        deleted videos; returns ``{"added", "updated", "removed"}``."""
+        deleted videos; existing vectors are not recomputed. Returns
+        ``{"added": n, "updated": u, "removed": m}``."""
         dataset = dataset._root_dataset
         info = self.require_info(dataset)
         settings = Settings.coerce(settings)
-        client = self._open(settings.milvus(), info)
-        indexed = indexed_texts(client, info["collection_name"])
+        name = info["collection_name"]
+        doing = f"syncing {self.what} index {name!r}"
+        indexed = store_call(
+            settings,
+            doing,
+            lambda c: indexed_texts(self._open(c, info), name),
+        )
         rows = self._live_rows(dataset, require=False)
         live_ids = {r["segment_id"] for r in rows}
         todo = [r for r in rows if indexed.get(r["segment_id"]) != fit_text(r["text"])]
@@ -172,11 +186,16 @@ class TextSource:
             report(progress, 0.05, f"Embedding {len(todo)} new {self.items}")
             vectors = _embed(embedder, todo, progress, 0.05, 0.9)
             self._check_dimension(info, vectors, embedder)
-            insert_rows(
-                client, info["collection_name"], dataset.name, todo, vectors, True
-            )
-        if stale:
-            client.delete(info["collection_name"], ids=stale)
+
+        def write(connection):
+            client = self._open(connection, info)
+            if todo:
+                insert_rows(client, name, dataset.name, todo, vectors, upsert=True)
+            if stale:
+                client.delete(name, ids=stale)
+
+        if todo or stale:
+            store_call(settings, doing, write)
         self._record(dataset, {**info, "num_segments": len(rows)})
         report(progress, 1.0, "Done")
         updated = sum(1 for r in todo if r["segment_id"] in indexed)
@@ -186,9 +205,16 @@ class TextSource:
         """Drops the collection (if it is there) and forgets the settings."""
         dataset = dataset._root_dataset
         info = self.require_info(dataset)
-        client = Settings.coerce(settings).milvus().client()
-        if client.has_collection(info["collection_name"]):
-            client.drop_collection(info["collection_name"])
+        name = info["collection_name"]
+
+        def drop(connection):
+            client = connection.client()
+            if client.has_collection(name):
+                client.drop_collection(name)
+
+        store_call(
+            Settings.coerce(settings), f"deleting {self.what} index {name!r}", drop
+        )
         dataset.info.pop(self.info_key, None)
         dataset.save()
 
@@ -199,36 +225,96 @@ class TextSource:
         ``dataset`` may be a view: only the videos with frames in it count.
         """
         text = validate_query(query)
-        require_int("k", k)
+        require_k(k)
         info = self.require_info(dataset._root_dataset)
         settings = Settings.coerce(settings)
-        client = self._open(settings.milvus(), info)
+        name = info["collection_name"]
+        doing = f"searching {self.what} index {name!r}"
+        store_call(settings, doing, lambda c: self._open(c, info, load=False))
         live = sorted(video_ids(dataset))
         if not live:
             return []
         embedder = load_text_embedder(info["text_model"], settings)
         vector = embedder.embed([text])[0]
         self._check_dimension(info, [vector], embedder)
-        found = client.search(
-            info["collection_name"],
-            data=[vector],
-            limit=k,
-            # Only videos still here (a deleted video's rows stay until the
-            # next sync) and, for a view, in the view.
-            filter=f"video_id in {json.dumps(live)}",
-            output_fields=_FIELDS,
-            search_params=search_params(info, k),
-            consistency_level="Strong",
-        )[0]
+
+        def search(connection):
+            return self._open(connection, info).search(
+                name,
+                data=[vector],
+                limit=k,
+                # Only videos still here (a deleted video's rows stay until
+                # the next sync) and, for a view, in the view.
+                filter=f"video_id in {json.dumps(live)}",
+                output_fields=_FIELDS,
+                search_params=search_params(info, k),
+                consistency_level="Strong",
+            )[0]
+
+        found = store_call(settings, doing, search)
         hits = [text_hit(row, rank) for rank, row in enumerate(found)]
         self.attach_frames(dataset, hits)
         return hits
 
     # -- helpers --------------------------------------------------------------
 
+    def _write_collection(self, connection, dataset, target, replaced, rows, vectors):
+        """Checks the target collection, drops the replaced one, writes the
+        new one (dropped again if the writing fails)."""
+        name, dimension, metric, overwrite, created = target
+        client = connection.client()
+        if name != replaced and name not in created:  # the replaced one may differ
+            exists = check_existing(
+                connection,
+                name,
+                dimension,
+                metric,
+                shape=TEXT_SHAPE,
+                what=f"this {self.what} index",
+            )
+            if exists and not overwrite:
+                raise IndexConfigError(
+                    f"Milvus collection {name!r} already exists at "
+                    f"{connection.display_uri}. Choose another collection name, "
+                    "or pass overwrite=True to replace it."
+                )
+            if exists:
+                self._refuse_foreign_rows(client, connection, name, dataset.name)
+        for old in {replaced, name} - {None}:
+            if client.has_collection(old):
+                client.drop_collection(old)
+        if replaced is not None:  # gone now: no record may point at it
+            dataset.info.pop(self.info_key, None)
+            dataset.save()
+        create_collection(client, connection, name, dimension, metric)
+        created.add(name)
+        try:
+            insert_rows(client, name, dataset.name, rows, vectors)
+        except BaseException:
+            _drop_quietly(client, name)
+            raise
+
+    def _refuse_foreign_rows(self, client, connection, name, dataset_name):
+        found = client.query(
+            name,
+            filter=f"dataset != {json.dumps(dataset_name[:_ID_MAX])}",
+            output_fields=["dataset"],
+            limit=1,
+        )
+        if found:
+            raise IndexConfigError(
+                f"Milvus collection {name!r} at {connection.display_uri} holds the "
+                f"{self.what} index of dataset {found[0]['dataset']!r}; "
+                "overwriting it would delete that index. Choose another "
+                "collection name. The existing collection was left untouched."
+            )
+
     def _live_rows(self, dataset, require):
-        """Rows with text of the videos that still have frames in ``dataset``
-        (a video counts as deleted when its frames are gone)."""
+        """Rows with text of the videos that still have frames in ``dataset``.
+
+        A video counts as deleted when its frames are gone, whether the
+        importer removed it or a user deleted its frames in the App.
+        """
         if require and len(dataset) == 0:
             raise InvalidInputError(
                 f"Dataset {dataset.name!r} is empty: import videos first"
@@ -250,7 +336,7 @@ class TextSource:
                 "ones. Rebuild the index (overwrite=True)."
             )
 
-    def _open(self, connection, info):
+    def _open(self, connection, info, load=True):
         client = connection.client()
         if not client.has_collection(info["collection_name"]):
             raise IndexNotFoundError(
@@ -260,13 +346,19 @@ class TextSource:
                 "(or set VRAG_MILVUS_URI), or rebuild the index with "
                 "overwrite=True."
             )
-        # A restarted Milvus (Lite) server keeps collections released
-        client.load_collection(info["collection_name"])
+        if load:  # a restarted Milvus (Lite) server keeps collections released
+            client.load_collection(info["collection_name"])
         return client
 
     def _record(self, dataset, info):
         dataset.info[self.info_key] = info
         dataset.save()
+
+
+def store_call(settings, doing, operation):
+    """``operation(connection)`` through :func:`plugin.milvus.guard.call`;
+    after a store restart the shared client is rebuilt and it runs again."""
+    return guard.call(settings, doing, operation, recover=forget_milvus_client)
 
 
 def video_ids(samples):
@@ -308,8 +400,16 @@ def _embed(embedder, rows, progress, start, stop):
     return vectors
 
 
+def _drop_quietly(client, name):
+    try:
+        if client.has_collection(name):
+            client.drop_collection(name)
+    except Exception as e:  # the store is gone: cleanup finds it later
+        logger.warning("Could not drop the partial collection %r: %s", name, e)
+
+
 def create_collection(client, connection, name, dimension, metric):
-    """A new text collection (the shape in the module docstring)."""
+    """A new, empty text collection (the shape in the module docstring)."""
     from pymilvus import DataType
 
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -323,11 +423,12 @@ def create_collection(client, connection, name, dimension, metric):
     schema.add_field("end", DataType.DOUBLE)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
     index = client.prepare_index_params()
-    index.add_index(field_name="vector", **_index_params(connection, metric))
+    index.add_index(field_name="vector", **index_params(connection, metric))
     client.create_collection(name, schema=schema, index_params=index)
 
 
-def _index_params(connection, metric):
+def index_params(connection, metric):
+    """The vector index of a new text collection on ``connection``'s store."""
     metric_type = MILVUS_METRICS[metric]
     if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
         # Created empty: FLAT; insert_rows refits it by size (lite_index)

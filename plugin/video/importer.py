@@ -16,15 +16,18 @@ keeps each video imported once.
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import fiftyone as fo
 from fiftyone import ViewField as F
+from PIL import Image
 
 from plugin.errors import VideoRagError, VideoReadError
 from plugin.settings import workbench_home
 from plugin.video import alignment, claims, videos
 from plugin.video import transcripts as store
+from plugin.video.duration import stream_duration
 from plugin.video.inputs import (  # noqa: F401 (the importer's public names)
     VIDEO_EXTENSIONS,
     ImportReport,
@@ -34,23 +37,11 @@ from plugin.video.inputs import (  # noqa: F401 (the importer's public names)
 )
 from plugin.video.options import ImportOptions
 from plugin.video.playable import ensure_playable
-from plugin.video.sampling import (
-    fixed_rate_times,
-    probe_video,
-    sample_frames,
-    stream_end_time,
-)
-from plugin.video.transcribe import (
-    SAMPLE_RATE,
-    is_silent,
-    load_audio,
-    transcribe_audio,
-)
+from plugin.video.sampling import probe_video, sample_frames
+from plugin.video.transcribe import transcribe_video
 
 DEFAULT_DATASET = "video-frames"
 GROUPED_VIEW = "frames_by_video"  # saved view: frames grouped by video
-_TIME_SLACK_S = 0.5  # frames this far past the container's end: it lied
-_AUDIO_SLACK_S = 2.0  # audio this much longer than the video is reported
 
 
 def get_or_create_dataset(dataset=None):
@@ -128,10 +119,10 @@ def _import_claimed(dataset, video_path, info, video_id, options):
     if not frames:
         raise VideoReadError("no frames could be decoded (corrupt or truncated video)")
     claims.refresh(dataset, video_id)
-    segments, status, language, result.seconds["transcription"], audio_s = _transcript(
-        video_path, info, options
+    segments, status, language, result.seconds["transcription"], audio_s = (
+        transcribe_video(video_path, info, options)
     )
-    duration, notes = _stream_duration(info, frames, audio_s, options)
+    duration, notes = stream_duration(info, frames, audio_s, options)
     started = time.perf_counter()
     frame_ids = _add_samples(
         dataset, info, duration, video_id, frames, segments, status, options
@@ -228,74 +219,11 @@ def _write_frames(video_path, frames_dir, options):
         jpeg_path = frames_dir / f"frame_{frame.index:06d}.jpg"
         frame.image.save(jpeg_path, quality=options.jpeg_quality)
         writing += time.perf_counter() - write_started
-        frames.append((frame, jpeg_path))
+        # Keep only its size: holding every decoded image until the video is
+        # done took a 3-hour 720p import to 5.2 GB (bench/bench_faults.py).
+        frames.append((replace(frame, image=None, size=frame.image.size), jpeg_path))
     sampling = time.perf_counter() - started - writing
     return frames, {"sampling": sampling, "writing": writing}
-
-
-def _stream_duration(info, frames, audio_s, options):
-    """``(duration, notes)``: the video's real length and what to warn about.
-
-    The container's duration is not trusted alone: sampling ran until the
-    decoded stream ended, so frames past it mean the container lied; then the
-    stream's own end is the duration, and the audio's length is reported
-    beside it as a cross-check.
-    """
-    last = frames[-1][0].timestamp
-    notes = [_truncation_note(info, frames, options)]
-    duration = info.duration
-    if last > info.duration + _TIME_SLACK_S:
-        duration = max(last, stream_end_time(info.path) or last)
-        audio = f", the audio {audio_s:.1f} s" if audio_s else ""
-        notes.append(
-            f"the container says {info.duration:.1f} s but the video stream runs to"
-            f" {duration:.1f} s{audio}: sampled the whole stream"
-        )
-    elif audio_s and audio_s > duration + _AUDIO_SLACK_S:
-        notes.append(
-            f"the audio ({audio_s:.1f} s) runs past the video ({duration:.1f} s)"
-        )
-    return duration, notes
-
-
-def _truncation_note(info, frames, options):
-    if options.scene_threshold is not None or options.dedup_distance is not None:
-        return ""
-    wanted = len(fixed_rate_times(info.duration, options.fps, options.max_frames))
-    if len(frames) >= wanted:
-        return ""
-    last = frames[-1][0].timestamp
-    return (
-        f"video stream ends early (last frame at {last:.1f} s of {info.duration:.1f} s:"
-        f" truncated?); imported {len(frames)} of {wanted} frames"
-    )
-
-
-def _transcript(video_path, info, options):
-    """Returns ``(segments, status, language, seconds, audio seconds)``."""
-    started = time.perf_counter()
-    if not options.transcribe:
-        return [], "off", None, 0.0, None
-    if not info.has_audio:
-        return [], "no_audio", None, 0.0, None
-    audio_s = None
-    try:
-        audio = load_audio(video_path)
-        audio_s = len(audio) / SAMPLE_RATE
-        if is_silent(audio):
-            return [], "silent", None, time.perf_counter() - started, audio_s
-        transcript = transcribe_audio(
-            audio, options.backend, options.model, options.language_code
-        )
-    except Exception as e:  # frames are still worth keeping
-        status = f"failed: {type(e).__name__}: {e}"
-        return [], status, None, time.perf_counter() - started, audio_s
-    segments = [
-        {"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments
-    ]
-    status = "ok" if segments else "no_speech"
-    seconds = time.perf_counter() - started
-    return segments, status, transcript.language, seconds, audio_s
 
 
 def _add_samples(dataset, info, duration, video_id, frames, segments, status, options):
@@ -306,8 +234,8 @@ def _add_samples(dataset, info, duration, video_id, frames, segments, status, op
         fo.Sample(
             filepath=str(jpeg_path),
             metadata=fo.ImageMetadata(
-                width=frame.image.width,
-                height=frame.image.height,
+                width=frame.size[0],
+                height=frame.size[1],
                 size_bytes=jpeg_path.stat().st_size,
                 mime_type="image/jpeg",
             ),
@@ -336,13 +264,19 @@ def _add_samples(dataset, info, duration, video_id, frames, segments, status, op
 
 def _read_screen_text(dataset, frame_ids, frames):
     """Reads the new frames' on-screen text (``ImportOptions.screen_text``)
-    from the decoded frames still in memory (not their JPEGs: no second
-    decode, no compression artifacts); returns the seconds it took."""
+    from their JPEGs, one at a time (decoded frames are not kept in memory,
+    see ``_write_frames``); returns the seconds it took."""
     from plugin.video.screen_text import store_video_text  # needs rapidocr
 
     started = time.perf_counter()
-    store_video_text(dataset, frame_ids, [frame.image for frame, _ in frames])
+    images = (_open_rgb(path) for _, path in frames)  # lazily: bounded memory
+    store_video_text(dataset, frame_ids, images)
     return time.perf_counter() - started
+
+
+def _open_rgb(path):
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def _record(video_path, video_id, frames, segments, status, language, options):

@@ -56,7 +56,8 @@ class SampledFrame:
 
     index: int
     timestamp: float
-    image: Image.Image
+    image: Image.Image | None
+    size: tuple[int, int] | None = None  # (width, height), kept once written
 
 
 def probe_video(path):

@@ -9,6 +9,7 @@ How faster-whisper decodes (sequential or batched, VAD) is chosen per device
 by :func:`plugin.models.speech.whisper_decoding`.
 """
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,36 @@ def _faster_whisper(whisper_model, audio, language, settings):
         clip_timestamps=clips,
         **kwargs,
     )
+
+
+def transcribe_video(video_path, info, options):
+    """Transcribes a video file's audio for the importer, never raising:
+    returns ``(segments, status, language, seconds, audio seconds)``, with
+    ``status`` one of ``ok | no_speech | silent | no_audio | off | failed: ...``
+    (a failed transcript still leaves the frames worth keeping)."""
+    started = time.perf_counter()
+    if not options.transcribe:
+        return [], "off", None, 0.0, None
+    if not info.has_audio:
+        return [], "no_audio", None, 0.0, None
+    audio_s = None
+    try:
+        audio = load_audio(video_path)
+        audio_s = len(audio) / SAMPLE_RATE
+        if is_silent(audio):
+            return [], "silent", None, time.perf_counter() - started, audio_s
+        transcript = transcribe_audio(
+            audio, options.backend, options.model, options.language_code
+        )
+    except Exception as e:  # frames are still worth keeping
+        status = f"failed: {type(e).__name__}: {e}"
+        return [], status, None, time.perf_counter() - started, audio_s
+    segments = [
+        {"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments
+    ]
+    status = "ok" if segments else "no_speech"
+    seconds = time.perf_counter() - started
+    return segments, status, transcript.language, seconds, audio_s
 
 
 def fixed_clips(duration, length=30.0):
