@@ -17,6 +17,7 @@ from plugin.errors import IndexNotFoundError
 from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import build_frame_index, delete_frame_index
 from plugin.retrieval.frame_search import search_frames
+from plugin.retrieval.fusion import confident
 from plugin.retrieval.hits import Frame, FrameHit, TextHit
 from plugin.retrieval.hybrid import available_indexes, fuse, hybrid_search
 from plugin.retrieval.transcript_index import (
@@ -102,18 +103,20 @@ def test_transcript_evidence_puts_the_scene_frame_first(sample, indexes, any_sto
 
 
 def _check_default_fusion(dataset, brain_key, store):
-    """Defaults: RRF over k frame hits and k transcript hits, with evidence."""
+    """Defaults: RRF over k frame hits and the k transcript hits that are
+    confident (at least half the best one's similarity), with evidence."""
     query = "a boat sailing on the ocean"
     fused = hybrid_search(dataset, query, k=10, brain_key=brain_key, settings=store)
     frames = search_frames(dataset, query, k=10, brain_key=brain_key, settings=store)
-    texts = search_transcript(dataset, query, k=10, settings=store)
-    assert len(fused) == 5  # every frame is in both lists
+    texts = confident(search_transcript(dataset, query, k=10, settings=store))
+    assert len(fused) == 5  # every frame is in the frame list
     for hit in fused:
         frame_rank = next(f.rank for f in frames if f.sample_id == hit.sample_id)
         covering = [t for t in texts if hit.sample_id in t.frame_ids]
         assert hit.frame_hit.rank == frame_rank
         assert [t.segment_id for t in hit.text_hits] == [t.segment_id for t in covering]
-        expected = 1 / (61 + frame_rank) + 1 / (61 + covering[0].rank)
+        expected = 1 / (61 + frame_rank)
+        expected += 1 / (61 + covering[0].rank) if covering else 0
         assert hit.score == pytest.approx(expected)
     assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
 
@@ -127,6 +130,7 @@ def test_one_index_is_enough_and_neither_is_a_clear_error(
         assert available_indexes(dataset, "no_such_key") == {
             "frames": False,
             "transcripts": True,
+            "screen_text": False,
         }
         fused = hybrid_search(
             dataset,

@@ -19,7 +19,8 @@ collection, because:
 - each index records its own text model and row count in ``dataset.info``.
 
 What both text indexes share (embedding, writing, syncing, searching a
-text collection) lives in :mod:`plugin.retrieval.text_index`.
+text collection) lives in :mod:`plugin.retrieval.text_index` and
+:mod:`plugin.retrieval.text_collection`.
 """
 
 from collections import defaultdict
@@ -27,7 +28,8 @@ from collections import defaultdict
 from fiftyone import ViewField as F
 
 from plugin.retrieval.hits import Frame, read_frames
-from plugin.retrieval.text_index import TextSource, fit_text, video_ids
+from plugin.retrieval.text_collection import fit_text
+from plugin.retrieval.text_index import TextSource, video_ids
 from plugin.video.screen_text import TEXT_FIELD
 
 INFO_KEY = "vrag_screen_text_index"

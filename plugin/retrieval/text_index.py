@@ -11,7 +11,8 @@ A :class:`TextSource` says what is indexed: where its rows come from, how a
 hit maps back to frames, and where its settings are recorded in
 ``dataset.info`` (text model, dimension, metric, collection, Milvus kind;
 never credentials), so that search and sync embed with the model the index
-was built with. Every store call goes through :mod:`plugin.milvus.guard`: a
+was built with (the collection calls: :mod:`plugin.retrieval.text_collection`).
+Every store call goes through :mod:`plugin.milvus.guard`: a
 dead store fails fast, a restarted one is reconnected; a build checks an
 existing collection's shape and owner before it writes, and drops what it
 created if the writing fails.
@@ -19,33 +20,35 @@ created if the writing fails.
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable
 
 from plugin.cleanup import record_collection
-from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError, IndexNotFoundError, InvalidInputError
 from plugin.inputs import validate_query
-from plugin.milvus import LITE_FILE, LOCAL, guard, is_milvus_lite
-from plugin.milvus.schema import TRANSCRIPT_SHAPE, check_existing
+from plugin.milvus import guard
+from plugin.milvus.schema import check_existing
 from plugin.models.text import canonical_name, load_text_embedder
 from plugin.progress import report
-from plugin.retrieval import lite_index
 from plugin.retrieval.frame_index import MILVUS_METRICS
 from plugin.retrieval.frame_search import require_k
-from plugin.retrieval.hits import TextHit
+from plugin.retrieval.text_collection import (  # noqa: F401 (the index's names)
+    FIELDS,
+    ID_MAX,
+    TEXT_MAX_BYTES,
+    TEXT_SHAPE,
+    create_collection,
+    drop_quietly,
+    fit_text,
+    index_params,
+    indexed_texts,
+    insert_rows,
+    search_params,
+    store_call,
+    text_hit,
+)
 from plugin.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-#: The fields of every text collection (transcripts, on-screen text)
-TEXT_SHAPE = TRANSCRIPT_SHAPE
-TEXT_MAX_BYTES = 65535  # Milvus' VARCHAR limit, in UTF-8 bytes
-_ID_MAX = 512
-_INSERT_BATCH = 256  # rows per insert: bounds the gRPC message size
 _EMBED_BATCH = 64
-_MIN_EF = 64
-_FIELDS = ["segment_id", "video_id", "start", "end", "text"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +249,7 @@ class TextSource:
                 # Only videos still here (a deleted video's rows stay until
                 # the next sync) and, for a view, in the view.
                 filter=f"video_id in {json.dumps(live)}",
-                output_fields=_FIELDS,
+                output_fields=FIELDS,
                 search_params=search_params(info, k),
                 consistency_level="Strong",
             )[0]
@@ -291,13 +294,13 @@ class TextSource:
         try:
             insert_rows(client, name, dataset.name, rows, vectors)
         except BaseException:
-            _drop_quietly(client, name)
+            drop_quietly(client, name)
             raise
 
     def _refuse_foreign_rows(self, client, connection, name, dataset_name):
         found = client.query(
             name,
-            filter=f"dataset != {json.dumps(dataset_name[:_ID_MAX])}",
+            filter=f"dataset != {json.dumps(dataset_name[:ID_MAX])}",
             output_fields=["dataset"],
             limit=1,
         )
@@ -355,39 +358,11 @@ class TextSource:
         dataset.save()
 
 
-def store_call(settings, doing, operation):
-    """``operation(connection)`` through :func:`plugin.milvus.guard.call`;
-    after a store restart the shared client is rebuilt and it runs again."""
-    return guard.call(settings, doing, operation, recover=forget_milvus_client)
-
-
 def video_ids(samples):
     """The ids of the videos with frames in ``samples``."""
     if not samples.has_sample_field("video_id"):  # not imported videos
         return set()
     return {v for v in samples.distinct("video_id") if v}
-
-
-def text_hit(row, rank):
-    """A search result row as a :class:`TextHit` (frames not attached yet)."""
-    entity = row.get("entity", row)
-    return TextHit(
-        segment_id=entity.get("segment_id", row.get("id")),
-        score=float(row["distance"]),
-        rank=rank,
-        text=entity["text"],
-        video_id=entity["video_id"],
-        start=float(entity["start"]),
-        end=float(entity["end"]),
-    )
-
-
-def fit_text(text):
-    """``text`` cut to Milvus' VARCHAR limit without splitting a character."""
-    data = (text or "").encode("utf-8")
-    if len(data) <= TEXT_MAX_BYTES:
-        return text or ""
-    return data[:TEXT_MAX_BYTES].decode("utf-8", errors="ignore")
 
 
 def _embed(embedder, rows, progress, start, stop):
@@ -398,85 +373,3 @@ def _embed(embedder, rows, progress, start, stop):
         done = len(vectors) / len(rows)
         report(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
     return vectors
-
-
-def _drop_quietly(client, name):
-    try:
-        if client.has_collection(name):
-            client.drop_collection(name)
-    except Exception as e:  # the store is gone: cleanup finds it later
-        logger.warning("Could not drop the partial collection %r: %s", name, e)
-
-
-def create_collection(client, connection, name, dimension, metric):
-    """A new, empty text collection (the shape in the module docstring)."""
-    from pymilvus import DataType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field(
-        "segment_id", DataType.VARCHAR, is_primary=True, max_length=_ID_MAX
-    )
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-    schema.add_field("dataset", DataType.VARCHAR, max_length=_ID_MAX)
-    schema.add_field("video_id", DataType.VARCHAR, max_length=_ID_MAX)
-    schema.add_field("start", DataType.DOUBLE)
-    schema.add_field("end", DataType.DOUBLE)
-    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
-    index = client.prepare_index_params()
-    index.add_index(field_name="vector", **index_params(connection, metric))
-    client.create_collection(name, schema=schema, index_params=index)
-
-
-def index_params(connection, metric):
-    """The vector index of a new text collection on ``connection``'s store."""
-    metric_type = MILVUS_METRICS[metric]
-    if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
-        # Created empty: FLAT; insert_rows refits it by size (lite_index)
-        return lite_index.lite_index_params(metric_type, 0)
-    params = {"M": 16, "efConstruction": 64}
-    return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
-
-
-def search_params(info, k):
-    # HNSW needs ef >= k (newer servers reject less); FLAT ignores it.
-    return {
-        "metric_type": MILVUS_METRICS[info["metric"]],
-        "params": {"ef": max(k, _MIN_EF)},
-    }
-
-
-def insert_rows(client, collection, dataset_name, rows, vectors, upsert=False):
-    """Writes ``rows`` with their ``vectors`` (upserts: replaces same ids)."""
-    write = client.upsert if upsert else client.insert
-    records = [
-        {
-            "segment_id": r["segment_id"],
-            "vector": vector,
-            "dataset": dataset_name[:_ID_MAX],
-            "video_id": r["video_id"],
-            "start": float(r["start"]),
-            "end": float(r["end"]),
-            "text": fit_text(r["text"]),
-        }
-        for r, vector in zip(rows, vectors)
-    ]
-    for first in range(0, len(records), _INSERT_BATCH):
-        write(collection, records[first : first + _INSERT_BATCH])
-    # Unflushed rows are searched by brute force (~1.2 s a query at 100k);
-    # on Milvus Lite the index then follows the size (FLAT -> IVF_FLAT).
-    lite_index.fit_collection(client, collection)
-
-
-def indexed_texts(client, collection, page=1000):
-    """``{segment_id: text}`` of every row in ``collection``."""
-    iterator = client.query_iterator(
-        collection,
-        batch_size=page,
-        output_fields=["segment_id", "text"],
-        consistency_level="Strong",
-    )
-    texts = {}
-    while batch := iterator.next():
-        texts.update((row["segment_id"], row["text"]) for row in batch)
-    iterator.close()
-    return texts

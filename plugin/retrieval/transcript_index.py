@@ -17,10 +17,11 @@ and sync embed with the model the index was built with.
 from collections import defaultdict
 
 from plugin.retrieval.hits import Frame, read_frames
-from plugin.retrieval.text_index import TEXT_MAX_BYTES, TextSource
-from plugin.retrieval.text_index import create_collection as _create_collection
-from plugin.retrieval.text_index import index_params as _index_params
-from plugin.retrieval.text_index import insert_rows as _insert
+from plugin.retrieval.text_collection import TEXT_MAX_BYTES
+from plugin.retrieval.text_collection import create_collection as _create_collection
+from plugin.retrieval.text_collection import index_params as _index_params
+from plugin.retrieval.text_collection import insert_rows as _insert
+from plugin.retrieval.text_index import TextSource
 from plugin.video.alignment import segment_frame_ids
 from plugin.video.transcripts import load_transcript_segments, load_video_records
 
