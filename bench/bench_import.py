@@ -12,7 +12,6 @@ Results go to ``bench/results/import.json`` and ``bench/results/import.md``.
 Run from the repo root: ``.venv/bin/python bench/bench_import.py``.
 """
 
-import json
 import os
 import platform
 import sys
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
+from bench.results_io import save_results  # noqa: E402
 from plugin.models.lit import CIFAR10_CLASSES  # noqa: E402
 from plugin.video.sampling import sample_frames  # noqa: E402
 from tests.support.synth import Scene, make_narrated_video  # noqa: E402
@@ -178,10 +178,7 @@ def main():
         results["moviepy_write_images_sequence"]["seconds"]
         / results["pyav_sampling"]["decode_and_jpeg_s"]
     )
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "import.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS_DIR / "import.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    save_results("import", results, to_markdown)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_import import CACHE_DIR, CIFAR_DIR, CLASSES, make_bench_video  # noqa: E402
 
+from bench.results_io import save_results  # noqa: E402
+
 LIBRARY_VIDEOS, LIBRARY_SCENES, SCENE_S = 4, 30, 5.0
 SAMPLE_TEXT = (
     "Here a brown horse stands in a green field. A small blue car drives along "
@@ -248,10 +250,7 @@ def main():
             "library_s": LIBRARY_VIDEOS * LIBRARY_SCENES * SCENE_S,
         }
         results["pool"] = bench_pool(library, results["library_s"])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale_ingest.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "scale_ingest.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    save_results("scale_ingest", results, to_markdown)
 
 
 if __name__ == "__main__":

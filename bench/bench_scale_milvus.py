@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import scale_vectors as sv  # noqa: E402
 
+from bench.results_io import save_results  # noqa: E402
 from plugin.milvus.local_server import LocalMilvusServer  # noqa: E402
 from plugin.retrieval import lite_index  # noqa: E402
 
@@ -189,10 +190,7 @@ def main():
         }
     finally:
         server.stop()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale_milvus.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "scale_milvus.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    save_results("scale_milvus", results, to_markdown)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ follows from the first ratio (on if at most 1.25). Results go to
 ``.venv/bin/python bench/bench_screen_text.py``.
 """
 
-import json
 import os
 import platform
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_import import CACHE_DIR, make_bench_video  # noqa: E402
 
+from bench.results_io import save_results  # noqa: E402
 from tests.support.slides import slide_image, slide_text  # noqa: E402
 from tests.support.synth import Scene, make_narrated_video  # noqa: E402
 
@@ -176,10 +176,7 @@ def main():
         }
     results["slides"]["cer"] = round(slide_cer(results["slides"].pop("texts")), 4)
     results["bench"].pop("texts")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "screen_text.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS_DIR / "screen_text.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    save_results("screen_text", results, to_markdown)
 
 
 if __name__ == "__main__":
