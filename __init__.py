@@ -58,8 +58,14 @@ _import_core()
 
 from plugin.runtime import prepare_process  # noqa: E402
 
-from .operators import OPERATORS  # noqa: E402
-from .panels import PANELS  # noqa: E402
+if __package__:  # loaded by FiftyOne (or as a package named after the folder)
+    from .operators import OPERATORS
+    from .panels import PANELS
+else:  # loaded as a plain module, e.g. by pytest from a folder whose name is
+    # not an identifier (a clone in "fiftyone-video-rag/"): the adapters are
+    # importable by name, since this folder is on sys.path
+    from operators import OPERATORS
+    from panels import PANELS
 
 
 def register(p):
