@@ -28,14 +28,13 @@ from plugin.curation.vectors import unembedded_count
 from plugin.retrieval.frame_index import DEFAULT_BRAIN_KEY
 
 from .forms import (
-    MANY_FRAMES,
     WorkbenchOperator,
     dropdown,
     flag,
-    frame_index_input,
     mark_invalid,
     milvus_input,
     progress_of,
+    view_index_inputs,
     work_args,
 )
 
@@ -53,16 +52,16 @@ _ACTIONS = {
 }
 
 
-class ComputeFrameMap(WorkbenchOperator, label="map frames", background=True):
+class ComputeFrameMap(
+    WorkbenchOperator, label="map frames", background=True, on_view=True
+):
     """Projects a frame index's vectors to 2-D for the App's Embeddings panel
     (re-run after a sync to add the new frames)."""
 
     def form(self, ctx, inputs):
-        inputs.view_target(ctx)
-        index = frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
-        if getattr(index, "invalid", False):
+        key = view_index_inputs(ctx, inputs, DEFAULT_BRAIN_KEY)
+        if key is None:
             return
-        key = ctx.params.get("brain_key") or index.default
         dropdown(inputs, "method", _METHOD_LABELS, default_method(), "Method")
         prop = inputs.str("map_key", default=map_key_for(key), label="Map key")
         map_key = ctx.params.get("map_key") or map_key_for(key)
@@ -74,9 +73,6 @@ class ComputeFrameMap(WorkbenchOperator, label="map frames", background=True):
             description="Else new frames are placed on the existing map",
         )
         _note_unembedded(ctx, inputs, key)
-
-    def is_large(self, ctx):
-        return ctx.view is not None and len(ctx.target_view()) > MANY_FRAMES
 
     def run(self, ctx):
         key = ctx.params["brain_key"]
@@ -103,15 +99,16 @@ class ComputeFrameMap(WorkbenchOperator, label="map frames", background=True):
 
 
 class FindDuplicateFrames(
-    WorkbenchOperator, label="find near-duplicate frames", background=True
+    WorkbenchOperator,
+    label="find near-duplicate frames",
+    background=True,
+    on_view=True,
 ):
     """Groups near-identical frames within and across videos; shows, tags or
     deletes the extras (every index kept in sync)."""
 
     def form(self, ctx, inputs):
-        inputs.view_target(ctx)
-        index = frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
-        if getattr(index, "invalid", False):
+        if view_index_inputs(ctx, inputs, DEFAULT_BRAIN_KEY) is None:
             return
         prop = inputs.float(
             "threshold",
@@ -128,9 +125,6 @@ class FindDuplicateFrames(
             inputs.str("tag", default=DEFAULT_TAG, label="Tag")
         if action == "delete":
             _deletion_inputs(ctx, inputs)
-
-    def is_large(self, ctx):
-        return ctx.view is not None and len(ctx.target_view()) > MANY_FRAMES
 
     def run(self, ctx):
         found = find_duplicates(
@@ -169,22 +163,20 @@ class FindDuplicateFrames(
 
 
 class RepresentativeFrames(
-    WorkbenchOperator, label="storyboard: representative frames", background=True
+    WorkbenchOperator,
+    label="storyboard: representative frames",
+    background=True,
+    on_view=True,
 ):
     """Picks the k frames that best stand for each video (a storyboard) and
     saves them as the view 'storyboard'."""
 
     def form(self, ctx, inputs):
-        inputs.view_target(ctx)
-        index = frame_index_input(ctx, inputs, DEFAULT_BRAIN_KEY)
-        if getattr(index, "invalid", False):
+        if view_index_inputs(ctx, inputs, DEFAULT_BRAIN_KEY) is None:
             return
         prop = inputs.int("k", default=DEFAULT_K, label="Frames per video")
         if ctx.params.get("k") is not None:
             flag(prop, lambda: check_k(ctx.params["k"]))
-
-    def is_large(self, ctx):
-        return ctx.view is not None and len(ctx.target_view()) > MANY_FRAMES
 
     def run(self, ctx):
         result = build_storyboard(

@@ -122,6 +122,18 @@ def frame_index_input(ctx, inputs, default_key):
     return dropdown(inputs, "brain_key", keys, default, "Index (brain key)")
 
 
+def view_index_inputs(ctx, inputs, default_key):
+    """The target view (current view, selection or dataset) and the frame
+    index of an operator working on frames' vectors. Returns the chosen
+    brain key, or None when the dataset has no frame index (the form says so).
+    """
+    inputs.view_target(ctx)
+    index = frame_index_input(ctx, inputs, default_key)
+    if getattr(index, "invalid", False):
+        return None
+    return ctx.params.get("brain_key") or index.default
+
+
 def frame_index_keys(dataset):
     if dataset is None:
         return []
@@ -138,6 +150,15 @@ def work_args(ctx):
     return {"settings": settings_from(ctx), "progress": progress_of(ctx)}
 
 
+def table_output(outputs, name, columns, label=None):
+    """A list of rows shown as a table; ``columns``: ``{row key: header}``
+    (or ``(row key, header)`` pairs)."""
+    table = types.TableView()
+    for key, header in dict(columns).items():
+        table.add_column(key, label=header)
+    return outputs.list(name, types.Object(), label=label, view=table)
+
+
 class WorkbenchOperator(foo.Operator):
     """Base of the workbench's operators.
 
@@ -150,14 +171,16 @@ class WorkbenchOperator(foo.Operator):
             \"\"\"Indexes frames added since, drops deleted ones.\"\"\"
 
     ``background=True``: long work that may run as a delegated operation
-    (:meth:`is_large` says when to default to it). A subclass implements
-    :meth:`form`, :meth:`run` and :meth:`outputs`.
+    (:meth:`is_large` says when to default to it). ``on_view=True``: the
+    work is on the App's target view (``ctx.target_view()``), large above
+    :data:`MANY_FRAMES` frames. A subclass implements :meth:`form`,
+    :meth:`run` and :meth:`outputs`.
     """
 
-    def __init_subclass__(cls, label=None, background=False, **kwargs):
-        super().__init_subclass__(**kwargs)
+    def __init_subclass__(cls, label=None, background=False, on_view=False, **kw):
+        super().__init_subclass__(**kw)
         cls.operator_name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
-        cls.label, cls.background = label, background
+        cls.label, cls.background, cls.on_view = label, background, on_view
 
     @property
     def config(self):
@@ -184,7 +207,9 @@ class WorkbenchOperator(foo.Operator):
 
     def is_large(self, ctx):
         """Whether the work is large enough to run in the background by default."""
-        return False
+        if not self.on_view or ctx.view is None:
+            return False
+        return len(ctx.target_view()) > MANY_FRAMES
 
     # -- FiftyOne's hooks -----------------------------------------------------
 

@@ -25,6 +25,7 @@ from .forms import (
     flag,
     frame_index_keys,
     milvus_input,
+    table_output,
     work_args,
 )
 
@@ -34,6 +35,7 @@ PLUGIN_NAME = "@vrag/video-rag"  # fiftyone.yml's name
 _SHOW = "show_moments_view"
 _SHOW_TRIES = 40  # ~10 s for the App to switch datasets
 _SHOW_WAIT_S = 0.25
+_CLIP_COLUMNS = {"rank": "#", "video": "Video", "span": "Span"}  # one row a clip
 
 
 class OpenMoments(WorkbenchOperator, label="open moments"):
@@ -70,7 +72,7 @@ class OpenMoments(WorkbenchOperator, label="open moments"):
         return {"moments": _rows(clips)}
 
     def outputs(self, ctx, outputs):
-        _table(outputs, "moments", "Moments")
+        table_output(outputs, "moments", _CLIP_COLUMNS, "Moments")
 
 
 class DensifyMoments(
@@ -132,15 +134,13 @@ class DensifyMoments(
         return {"moments": rows}
 
     def outputs(self, ctx, outputs):
-        table = types.TableView()
-        for key, label in (
-            ("video", "Video"),
-            ("span", "Span"),
-            ("added", "Frames added"),
-            ("note", "Note"),
-        ):
-            table.add_column(key, label=label)
-        outputs.list("moments", types.Object(), label="Densified", view=table)
+        columns = {
+            "video": "Video",
+            "span": "Span",
+            "added": "Frames added",
+            "note": "Note",
+        }
+        table_output(outputs, "moments", columns, "Densified")
 
 
 def frame_ids(ctx, k):
@@ -223,10 +223,3 @@ def _rows(clips):
         {"rank": n + 1, "video": video_id[:8], "span": f"{start:.1f}-{end:.1f} s"}
         for n, (video_id, start, end) in enumerate(clip_spans(clips))
     ]
-
-
-def _table(outputs, name, label):
-    table = types.TableView()
-    for key, text in (("rank", "#"), ("video", "Video"), ("span", "Span")):
-        table.add_column(key, label=text)
-    outputs.list(name, types.Object(), label=label, view=table)

@@ -1,7 +1,5 @@
 """Operators: build/sync a frame index on Milvus, search frames by text."""
 
-import fiftyone.operators.types as types
-
 from plugin.models.image_text import (
     DEFAULT_IMAGE_TEXT_MODEL,
     MODELS,
@@ -27,6 +25,7 @@ from .forms import (
     milvus_input,
     search_inputs,
     search_request,
+    table_output,
     work_args,
 )
 
@@ -34,7 +33,9 @@ _CUSTOM = "custom"
 _K = 25  # frames a search shows by default
 
 
-class IndexFrames(WorkbenchOperator, label="index frames in Milvus", background=True):
+class IndexFrames(
+    WorkbenchOperator, label="index frames in Milvus", background=True, on_view=True
+):
     """Embeds frames with a CLIP-family model and indexes them in Milvus
     (fiftyone-brain similarity index).
     """
@@ -53,9 +54,6 @@ class IndexFrames(WorkbenchOperator, label="index frames in Milvus", background=
             description="Empty: derived from the dataset name and brain key",
         )
         milvus_input(ctx, inputs)
-
-    def is_large(self, ctx):
-        return ctx.view is not None and len(ctx.target_view()) > MANY_FRAMES
 
     def run(self, ctx):
         index = build_frame_index(
@@ -122,15 +120,8 @@ class SearchFrames(WorkbenchOperator, label="search frames by text"):
         return {"hits": [_hit_row(hit) for hit in hits]}
 
     def outputs(self, ctx, outputs):
-        table = types.TableView()
-        for key, label in (
-            ("rank", "#"),
-            ("score", "Score"),
-            ("video", "Video"),
-            ("time", "Time"),
-        ):
-            table.add_column(key, label=label)
-        outputs.list("hits", types.Object(), label="Frames", view=table)
+        columns = {"rank": "#", "score": "Score", "video": "Video", "time": "Time"}
+        table_output(outputs, "hits", columns, "Frames")
 
 
 def _hit_row(hit):

@@ -28,6 +28,7 @@ from .forms import (
     search_inputs,
     search_request,
     settings_from,
+    table_output,
     work_args,
 )
 
@@ -102,10 +103,7 @@ class SearchTranscript(WorkbenchOperator, label="search transcript"):
         return {"hits": hit_rows(ctx.dataset, hits)}
 
     def outputs(self, ctx, outputs):
-        table = types.TableView()
-        for key, label in _COLUMNS:
-            table.add_column(key, label=label)
-        outputs.list("hits", types.Object(), label="Transcript hits", view=table)
+        table_output(outputs, "hits", _COLUMNS, "Transcript hits")
 
 
 _COLUMNS = [

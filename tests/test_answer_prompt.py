@@ -4,10 +4,11 @@ import json
 
 import pytest
 from PIL import Image
+from support.evidence import frame_evidence
 
 from plugin.answer import client as C
 from plugin.answer.citations import cited_numbers, invalid_numbers, parse_citations
-from plugin.answer.evidence import Evidence, fused_evidence
+from plugin.answer.evidence import fused_evidence
 from plugin.answer.images import decode_data_url, downscale, frame_data_url
 from plugin.answer.prompt import (
     SYSTEM_PROMPT,
@@ -36,23 +37,18 @@ def _user_text(request):
 
 
 def _frames(tmp_path, n, size=(1280, 720)):
-    items = []
-    for i in range(n):
-        path = tmp_path / f"f{i}.jpg"
-        Image.new("RGB", size, (40 * i % 255, 80, 120)).save(path)
-        items.append(
-            Evidence(
-                n=i + 1,
-                sample_id=f"id{i}",
-                filepath=str(path),
-                video_id="vid",
-                video_path="/videos/talk.mp4",
-                video_title="A talk",
-                timestamp=35.0 + 5 * i,
-                transcript=f"line {i}",
-            )
-        )
-    return items
+    """Frames of one talk, from 00:35 every 5 s."""
+    return frame_evidence(
+        tmp_path,
+        n,
+        size,
+        sample_id=lambda i: f"id{i}",
+        video_id="vid",
+        video_path="/videos/talk.mp4",
+        video_title="A talk",
+        timestamp=lambda i: 35.0 + 5 * i,
+        transcript=lambda i: f"line {i}",
+    )
 
 
 def test_retrieved_evidence_is_built_from_the_hits_alone():

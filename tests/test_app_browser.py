@@ -19,19 +19,13 @@ step saves ``FAILED-<step>.png`` there and names it in the failure message.
 The vLLM server loads in a thread while steps 1-4 run.
 """
 
-import contextlib
-import time
 import uuid
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import pytest
-from support.app_browser import (
-    AppServer,
-    Browser,
-    plugins_dir_with_repo,
-    step,
-)
+from support.app_browser import AppServer, Browser, plugins_dir_with_repo, running, step
+from support.app_page import cy, dismiss_popups, wait_for
 from support.synth import Scene, make_narrated_video, solid_image
 
 from plugin.demo import SAMPLE_VIDEO
@@ -48,11 +42,6 @@ QUESTION = "What animal is shown in the first frame?"
 SAMPLE_FRAMES = 5  # 25 s at 0.2 FPS: horse, automobile, ship, airplane, cat
 SECOND_FRAMES = 2  # the second video: 10 s at 0.2 FPS
 VLLM_WAIT_S = 420  # on top of the time steps 1-4 took
-
-
-def cy(name):
-    """The App's own test ids are ``data-cy`` attributes."""
-    return f'[data-cy="{name}"]'
 
 
 # -- fixtures ---------------------------------------------------------------
@@ -95,25 +84,14 @@ def app(frames, vllm, plugin_loaded, tmp_path_factory):
     server = AppServer(
         dataset, plugins, env={**vllm.env(), "FIFTYONE_DO_NOT_TRACK": "true"}
     )
-    try:
-        server.start()
-    except Exception as e:
-        server.stop()
-        pytest.fail(f"The FiftyOne App did not start: {e}", pytrace=False)
-    yield server
-    server.stop()
+    with running("The FiftyOne App", server):
+        yield server
 
 
 @pytest.fixture(scope="module")
 def browser(app):
-    chromium = Browser()
-    try:
-        chromium.start()
-    except Exception as e:
-        chromium.stop()
-        pytest.fail(f"Headless Chromium did not start: {e}", pytrace=False)
-    yield chromium
-    chromium.stop()
+    with running("Headless Chromium", Browser()) as (chromium,):
+        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -134,33 +112,9 @@ def second_video(tmp_path_factory):
 # -- helpers ----------------------------------------------------------------
 
 
-def _wait(predicate, timeout, what, page=None, every=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        if page is not None:
-            page.wait_for_timeout(every * 1000)
-        else:
-            time.sleep(every)
-
-
-def _dismiss_popups(page):
-    """The App's first-visit popups (analytics banner, Enterprise teaser):
-    they cover the grid's right side, so they go first. Not asserted on."""
-    for label in ("Disable", "Dismiss"):
-        button = page.get_by_text(label, exact=True)
-        with contextlib.suppress(Exception):
-            if button.count():
-                button.first.click(timeout=3_000)
-
-
 def _shot(browser, name):
     """A screenshot of a main screen, without the first-visit popups."""
-    _dismiss_popups(browser.page)
+    dismiss_popups(browser.page)
     return browser.screenshot(name)
 
 
@@ -173,7 +127,7 @@ def _show_all_frames(page, session):
     the flat grid."""
     if session.view is not None:
         page.locator(cy("btn-clear-view-bar")).click()
-        _wait(lambda: session.view is None, 60, "the view to clear", page)
+        wait_for(lambda: session.view is None, 60, "the view to clear", page)
 
 
 def _select_looker(page, index):
@@ -190,7 +144,9 @@ def _select_frames_synced(page, session, indexes, attempts=3):
         for index in indexes:
             _select_looker(page, index)
         try:
-            _wait(lambda: len(session.selected) == len(indexes), 30, "selection", page)
+            wait_for(
+                lambda: len(session.selected) == len(indexes), 30, "selection", page
+            )
             return
         except AssertionError:
             if attempt == attempts - 1:
@@ -209,8 +165,8 @@ def test_grid_shows_the_frame_samples(app, browser, frames):
     with step("grid", browser):
         page.goto(app.url)
         page.wait_for_selector(cy("looker"))
-        _dismiss_popups(page)
-        _wait(
+        dismiss_popups(page)
+        wait_for(
             lambda: _grid_count(page) == SAMPLE_FRAMES,
             60,
             f"{SAMPLE_FRAMES} frames in the grid",
@@ -237,7 +193,7 @@ def test_operator_browser_lists_the_plugin_operators(browser):
             "Video RAG: search frames by text",
             "Video RAG: ask a question",
         ):
-            _wait(lambda label=label: label in ops.inner_text(), 30, label, page)
+            wait_for(lambda label=label: label in ops.inner_text(), 30, label, page)
         listed = ops.inner_text()
         assert "stream an answer" not in listed  # unlisted: panel-internal
         _shot(browser, "02-operator-browser")
@@ -260,7 +216,7 @@ def test_import_form_adds_frames_of_a_second_video(app, browser, frames, second_
         if dataset_input.count():
             assert dataset_input.input_value() == dataset.name
         execute = form.get_by_role("button", name="Execute")
-        _wait(execute.is_enabled, 60, "the form to validate", page)
+        wait_for(execute.is_enabled, 60, "the form to validate", page)
         _shot(browser, "03-import-form")
     with step("import-run", browser):
         execute.click()
@@ -272,7 +228,7 @@ def test_import_form_adds_frames_of_a_second_video(app, browser, frames, second_
         form.get_by_role("button", name="Close").click()
         assert len(dataset.reload() or dataset) == SAMPLE_FRAMES + SECOND_FRAMES
         _show_all_frames(page, app.session)
-        _wait(
+        wait_for(
             lambda: _grid_count(page) == SAMPLE_FRAMES + SECOND_FRAMES,
             90,
             f"{SAMPLE_FRAMES + SECOND_FRAMES} frames in the grid",
@@ -305,7 +261,7 @@ def test_text_search_puts_the_horse_frame_first(app, browser, frames):
         # force: the run card sits in a drag-and-drop wrapper marked
         # aria-disabled, which Playwright takes for a disabled button.
         runs.locator('[aria-label="Show results"]').first.click(force=True)
-        _wait(
+        wait_for(
             lambda: app.session.view is not None,
             120,
             "the App to show the search results",
@@ -316,7 +272,7 @@ def test_text_search_puts_the_horse_frame_first(app, browser, frames):
             f"first result is {app.session.view.first().filepath}, not the "
             f"horse frame (t=0 s); order: {app.session.view.values('timestamp')}"
         )
-        _wait(
+        wait_for(
             lambda: _grid_count(page) == len(ranked),
             60,
             f"{len(ranked)} results in the grid",
@@ -339,7 +295,7 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         _show_all_frames(page, session)
         page.reload()
         page.wait_for_selector(cy("looker"))
-        _wait(
+        wait_for(
             lambda: _grid_count(page) == SAMPLE_FRAMES + SECOND_FRAMES,
             90,
             "the full grid",
@@ -373,7 +329,7 @@ def test_ask_panel_answers_from_vllm_and_cites_frames(app, browser, frames, vllm
         target.click()
         # The citation plays its moment: the App switches to the video
         # dataset's "moments" view, one clip of the cited frame's video.
-        _wait(
+        wait_for(
             lambda: session.view is not None and session.view.name == "moments",
             90,
             f"the {cited} to open its clip",
@@ -409,7 +365,7 @@ def _play(page, attempts=3):
     for attempt in range(attempts):
         page.keyboard.press("Space")
         try:
-            playing = _wait(lambda: page.evaluate(_PLAYING), 10, "playback", page)
+            playing = wait_for(lambda: page.evaluate(_PLAYING), 10, "playback", page)
             return playing[0][0], playing[0][1]
         except AssertionError:
             if attempt == attempts - 1:
@@ -426,7 +382,7 @@ def _search_in_app(page, session):
     box = page.locator(cy("input-Type anything!"))
     box.fill(QUERY)
     box.press("Enter")
-    _wait(
+    wait_for(
         lambda: runs.get_by_text("Completed").count() > done_before,
         180,
         "the search run to complete",
@@ -435,7 +391,7 @@ def _search_in_app(page, session):
     for attempt in range(3):  # a click while the card re-renders is lost
         runs.locator('[aria-label="Show results"]').first.click(force=True)
         try:
-            _wait(lambda: session.view is not None, 40, "the search results", page)
+            wait_for(lambda: session.view is not None, 40, "the search results", page)
             break
         except AssertionError:
             if attempt == 2:
@@ -454,7 +410,7 @@ def test_top_hit_plays_as_a_clip_with_its_transcript(app, browser, frames):
         page.add_init_script(_CAPTURE_VIDEOS)
         page.goto(f"{app.url}datasets/{dataset.name}")
         page.wait_for_selector(cy("looker"))
-        _dismiss_popups(page)
+        dismiss_popups(page)
         session.clear_selected()
         _search_in_app(page, session)
         top = session.view.first()
@@ -469,7 +425,7 @@ def test_top_hit_plays_as_a_clip_with_its_transcript(app, browser, frames):
         form.locator("input").first.fill("1")  # the top hit only
         form.get_by_role("button", name="Execute").click()
         form.get_by_role("button", name="Close").click()
-        _wait(
+        wait_for(
             lambda: session.view is not None and session.view.name == "moments",
             90,
             "the moments view",
@@ -480,7 +436,7 @@ def test_top_hit_plays_as_a_clip_with_its_transcript(app, browser, frames):
         horse = clip.transcript.detections[0]  # the sentence spoken at t=0
         assert (len(session.view), clip.video_path) == (1, str(SAMPLE_VIDEO))
         assert start == 0.0 and end == pytest.approx(horse.end, abs=0.05)
-        _wait(lambda: _grid_count(page) == 1, 60, "one clip in the grid", page)
+        wait_for(lambda: _grid_count(page) == 1, 60, "one clip in the grid", page)
     with step("moment-play", browser):
         page.locator(cy("looker")).first.click()
         label = page.get_by_text(horse.label[:20]).first

@@ -13,16 +13,15 @@ needs no model server. Screenshots go to ``tests/artifacts/screenshots/``
 the lasso one.
 """
 
-import contextlib
 import io
-import time
 import uuid
 
 import fiftyone as fo
 import numpy as np
 import pytest
 from PIL import Image
-from support.app_browser import AppServer, Browser, plugins_dir_with_repo, step
+from support.app_browser import AppServer, Browser, plugins_dir_with_repo, running, step
+from support.app_page import cy, dismiss_popups, wait_for
 from support.synth import Scene, make_narrated_video, solid_image
 
 from plugin.demo import SAMPLE_VIDEO
@@ -36,10 +35,6 @@ KEY = "frame_sim"
 MAP_KEY = "frame_sim_map"
 FRAMES = 25 + 10  # the sample video and a 10 s one, at 1 FPS
 PANEL = '[data-cy="panel-content-Embeddings"]'
-
-
-def cy(name):
-    return f'[data-cy="{name}"]'
 
 
 @pytest.fixture
@@ -69,35 +64,8 @@ def app(frames, plugin_loaded, tmp_path):
         plugins_dir_with_repo(tmp_path / "app"),
         env={"FIFTYONE_DO_NOT_TRACK": "true"},
     )
-    browser = Browser()
-    try:
-        server.start()
-        browser.start()
-    except Exception as e:
-        browser.stop()
-        server.stop()
-        pytest.fail(f"The App or Chromium did not start: {e}", pytrace=False)
-    yield server, browser
-    browser.stop()
-    server.stop()
-
-
-def _wait(predicate, timeout, what, page):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        page.wait_for_timeout(500)
-    return value
-
-
-def _dismiss_popups(page):
-    """The App's first-visit popups (not asserted on)."""
-    for label in ("Disable", "Dismiss"):
-        button = page.get_by_text(label, exact=True)
-        with contextlib.suppress(Exception):
-            if button.count():
-                button.first.click(timeout=3_000)
+    with running("The App or Chromium", server, Browser()) as started:
+        yield started
 
 
 def _run_operator(page, label):
@@ -107,7 +75,7 @@ def _run_operator(page, label):
     page.locator(cy("operators-browser")).get_by_text(label, exact=True).click()
     form = page.locator(cy("operators-prompt-modal"))
     execute = form.get_by_role("button", name="Execute")
-    _wait(execute.is_enabled, 60, f"the form of {label!r} to validate", page)
+    wait_for(execute.is_enabled, 60, f"the form of {label!r} to validate", page)
     execute.click()
     return form
 
@@ -144,7 +112,7 @@ def test_the_frame_map_in_the_embeddings_panel_drives_the_grid(app, frames):
     with step("map-operator", browser):
         page.goto(server.url)
         page.wait_for_selector(cy("looker"))
-        _dismiss_popups(page)
+        dismiss_popups(page)
         form = _run_operator(page, "Video RAG: map frames")
         form.get_by_text("Frames on the map").wait_for(timeout=300_000)
         assert str(FRAMES) in form.inner_text(), form.inner_text()
@@ -154,18 +122,18 @@ def test_the_frame_map_in_the_embeddings_panel_drives_the_grid(app, frames):
         assert (config.method, config.embeddings_field) == ("umap", f"{KEY}_embedding")
     with step("map-panel", browser):
         panel = page.locator(PANEL)  # the operator opened it
-        _dismiss_popups(page)
+        dismiss_popups(page)
         panel.get_by_text(MAP_KEY, exact=True).click()
         panel.get_by_text(f"{FRAMES} points").wait_for()
         panel.get_by_text("None", exact=True).click()  # "Color by"
         page.get_by_role("option", name="video_title", exact=True).click()
         canvas = panel.locator("canvas")
-        _wait(lambda: _drawn_pixels(canvas) > 50, 60, "the points to be drawn", page)
+        wait_for(lambda: _drawn_pixels(canvas) > 50, 60, "the points to be drawn", page)
         browser.screenshot("09-frame-map")
     with step("map-lasso", browser):
         panel.get_by_text("Select", exact=True).click()
         _lasso_left_half(page, canvas)
-        shown = _wait(
+        shown = wait_for(
             lambda: (
                 0 < page.locator(cy("looker")).count() < FRAMES
                 and page.locator(cy("looker")).count()
@@ -180,7 +148,7 @@ def test_the_frame_map_in_the_embeddings_panel_drives_the_grid(app, frames):
     with step("map-select-for-ask", browser):
         form = _run_operator(page, "Video RAG: select the frames shown (for Ask)")
         form.get_by_role("button", name="Close").click()
-        _wait(lambda: len(session.selected) == shown, 60, "the selection", page)
+        wait_for(lambda: len(session.selected) == shown, 60, "the selection", page)
         results = frames.load_brain_results(MAP_KEY)
         x = dict(zip(results.sample_ids, results.points[:, 0]))
         inside = [x[i] for i in session.selected]

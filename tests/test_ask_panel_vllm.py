@@ -10,6 +10,7 @@ import uuid
 
 import fiftyone as fo
 import pytest
+from support.execution import execute
 
 from plugin.video.importer import import_videos
 
@@ -45,22 +46,6 @@ def _ids(dataset, n):
     return dataset.values("id")[:n]
 
 
-def _run(operator, dataset, params, selected=()):
-    from fiftyone.operators.executor import ExecutionContext, Executor
-
-    executor = Executor()
-    ctx = ExecutionContext(
-        request_params={
-            "dataset_name": dataset.name,
-            "selected": list(selected),
-            "params": params,
-        },
-        executor=executor,
-    )
-    result = operator.execute(ctx)
-    return ctx, executor._requests, result
-
-
 def _panel():
     from panels.ask import AskPanel
 
@@ -84,7 +69,7 @@ def _patched_state(requests):
 def test_panel_load_preview_drop_and_errors(frames, monkeypatch):
     monkeypatch.delenv("VRAG_VLLM_BASE_URL", raising=False)
     panel, ids = _panel(), _ids(frames, 3)
-    ctx, requests, _ = _run(panel, frames, _event("on_load", {}), selected=ids)
+    ctx, requests, _ = execute(panel, frames, _event("on_load", {}), selected=ids)
     state = _patched_state(requests)
     assert "vllm serve" in state["setup_message"]
     assert [e["sample_id"] for e in state["evidence"]] == ids
@@ -107,15 +92,17 @@ def test_panel_load_preview_drop_and_errors(frames, monkeypatch):
     output = json.dumps(requests[-1].params["output"])
     assert "Token budget" in output and "tokens (342 image)" in output
 
-    ctx, requests, _ = _run(panel, frames, _event("on_drop", ctx.panel_state, index=0))
+    ctx, requests, _ = execute(
+        panel, frames, _event("on_drop", ctx.panel_state, index=0)
+    )
     evidence = _patched_state(requests)["evidence"]
     assert [(e["n"], e["sample_id"]) for e in evidence] == [(1, ids[1]), (2, ids[2])]
 
     state = dict(ctx.panel_state, question="")
-    _, requests, _ = _run(panel, frames, _event("on_ask", state))
+    _, requests, _ = execute(panel, frames, _event("on_ask", state))
     assert "empty" in _patched_state(requests)["error"]
     state["question"] = QUESTION
-    _, requests, _ = _run(panel, frames, _event("on_ask", state))
+    _, requests, _ = execute(panel, frames, _event("on_ask", state))
     assert "vllm serve" in _patched_state(requests)["error"]  # no endpoint
 
 
@@ -123,13 +110,13 @@ def _stream(panel, frames, state):
     """on_ask, then the streaming operator it triggers: its message bodies."""
     from panels.ask.operators import stream_answer
 
-    _, requests, _ = _run(panel, frames, _event("on_ask", state))
+    _, requests, _ = execute(panel, frames, _event("on_ask", state))
     trigger = next(r for r in requests if r.operator_uri.endswith("/ask_stream"))
     assert trigger.operator_uri == "@vrag/video-rag/ask_stream"
     assert trigger.params["panel_id"] == "p1"
     trigger.params["max_tokens"] = 24  # noise model: keep CI fast
     ticks = iter(range(10**6))  # a clock that passes STREAM_EVERY_S per call
-    stream_ctx, _, _ = _run(_noop(), frames, trigger.params)
+    stream_ctx, _, _ = execute(_noop(), frames, trigger.params)
     messages = list(stream_answer(stream_ctx, "@vrag/video-rag", lambda: next(ticks)))
     for message in messages:
         json.dumps(message.to_json())  # what FiftyOne streams to the App
@@ -142,7 +129,7 @@ def _patches(bodies):
 
 def test_panel_streams_an_answer_and_cites(frames, vllm_env):
     panel, ids = _panel(), _ids(frames, 2)
-    ctx, _, _ = _run(panel, frames, _event("on_load", {}), selected=ids)
+    ctx, _, _ = execute(panel, frames, _event("on_load", {}), selected=ids)
     assert ctx.panel_state["plan"]["context_source"] == "server"
     state = dict(ctx.panel_state, question=QUESTION)
     trigger, bodies = _stream(panel, frames, state)
@@ -166,12 +153,12 @@ def test_panel_streams_an_answer_and_cites(frames, vllm_env):
 
     final_state = bodies[-1].params["panel_state"]
     final_state["citations"] = [{"n": 1, "sample_id": ids[0], "label": "[1] x @ 00:00"}]
-    _, requests, _ = _run(panel, frames, _event("on_answer_ready", final_state))
+    _, requests, _ = execute(panel, frames, _event("on_answer_ready", final_state))
     assert requests[-1].operator_uri == "show_panel_output"
     output = json.dumps(requests[-1].params["output"])
     assert "cite_0" in output and "on_cite" in output
     assert "new_conversation" in output
-    _, requests, _ = _run(
+    _, requests, _ = execute(
         panel, frames, _event("on_cite", final_state, sample_id=ids[0])
     )
     cite = requests[-1]  # plays the cited moment (operators/moments.py)
@@ -181,7 +168,7 @@ def test_panel_streams_an_answer_and_cites(frames, vllm_env):
 
 def test_panel_follow_up_and_new_conversation(frames, vllm_env):
     panel, ids = _panel(), _ids(frames, 2)
-    ctx, _, _ = _run(panel, frames, _event("on_load", {}), selected=ids)
+    ctx, _, _ = execute(panel, frames, _event("on_load", {}), selected=ids)
     _, bodies = _stream(panel, frames, dict(ctx.panel_state, question=QUESTION))
     state = bodies[-1].params["panel_state"]
     assert len(state["conversation"]) == 1
@@ -198,7 +185,7 @@ def test_panel_follow_up_and_new_conversation(frames, vllm_env):
     assert _patches(bodies)[1]["plan"]["history_turns"] == 1
 
     state = bodies[-1].params["panel_state"]
-    ctx, requests, _ = _run(panel, frames, _event("on_new_conversation", state))
+    ctx, requests, _ = execute(panel, frames, _event("on_new_conversation", state))
     cleared = _patched_state(requests)
     assert cleared["conversation"] == [] and cleared["answer"] == ""
     assert [e["n"] for e in cleared["evidence"]] == [1, 2]
@@ -220,12 +207,12 @@ def test_ask_question_operator(frames, vllm_server, monkeypatch):
     ids = _ids(frames, 2)
     params = {"question": QUESTION, "answer_field": "op_answer", "max_tokens": 24}
     monkeypatch.delenv("VRAG_VLLM_BASE_URL", raising=False)
-    _, _, result = _run(AskQuestion(), frames, dict(params), selected=ids)
+    _, _, result = execute(AskQuestion(), frames, dict(params), selected=ids)
     assert "vllm serve" in result["error"]
     monkeypatch.setenv("VRAG_VLLM_BASE_URL", vllm_server.base_url)
     monkeypatch.setenv("VRAG_VLLM_API_KEY", vllm_server.api_key)
     monkeypatch.setenv("VRAG_VLLM_MODEL", vllm_server.model_name)
-    _, requests, result = _run(AskQuestion(), frames, dict(params), selected=ids)
+    _, requests, result = execute(AskQuestion(), frames, dict(params), selected=ids)
     assert "error" not in result and "answer" in result
     assert result["budget"].startswith("Prompt ~")
     assert frames.select(ids).values("op_answer") == [result["answer"]] * 2

@@ -22,7 +22,7 @@ import uuid
 
 import fiftyone as fo
 import pytest
-from PIL import Image, ImageDraw
+from support.evidence import frame_evidence
 
 from plugin.answer import AnswerError, Conversation, Evidence, ask
 from plugin.answer.budget import PIXTRAL
@@ -57,25 +57,18 @@ def frames(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hd_frames(tmp_path_factory):
     """40 evidence items with 1280x720 frame files and transcripts."""
-    folder = tmp_path_factory.mktemp("hd")
-    items = []
-    for i in range(40):
-        path = folder / f"frame{i:02d}.jpg"
-        image = Image.new("RGB", (1280, 720), ((37 * i) % 255, 90, 160))
-        ImageDraw.Draw(image).rectangle([100, 100, 600, 400], outline="white")
-        image.save(path, quality=85)
-        items.append(
-            Evidence(
-                n=i + 1,
-                sample_id=f"hd{i:02d}",
-                filepath=str(path),
-                video_title="Harbour tour",
-                timestamp=4.0 * i,
-                transcript=f"At stop {i} the guide points at the ships, the cranes "
-                "and a red lighthouse; gulls circle over the water.",
-            )
-        )
-    return items
+    return frame_evidence(
+        tmp_path_factory.mktemp("hd"),
+        40,
+        (1280, 720),
+        sample_id=lambda i: f"hd{i:02d}",
+        video_title="Harbour tour",
+        timestamp=lambda i: 4.0 * i,
+        transcript=lambda i: (
+            f"At stop {i} the guide points at the ships, the "
+            "cranes and a red lighthouse; gulls circle over the water."
+        ),
+    )
 
 
 def _settings(server, **changes):
@@ -123,6 +116,12 @@ def _copies(items):
     return [Evidence.from_dict(e.to_dict()) for e in items]
 
 
+def _ask_about(items, dataset=None, max_tokens=24, **options):
+    """``ask()`` with copies of the evidence ``items`` (they get numbered)."""
+    evidence = _copies(items)
+    return ask(dataset, QUESTION, evidence=evidence, max_tokens=max_tokens, **options)
+
+
 def _check_fits(answer):
     """The request fitted, and the plan's estimate erred high."""
     plan = answer.plan
@@ -149,10 +148,7 @@ def test_multi_image_round_trip_is_one_request(frames, server_kwargs):
 
 
 def test_four_frames_stream_an_answer_with_citations(hd_frames, server_kwargs):
-    evidence = _copies(hd_frames[:4])
-    stream = ask(
-        None, QUESTION, evidence=evidence, stream=True, extra_body=CITE, **server_kwargs
-    )
+    stream = _ask_about(hd_frames[:4], stream=True, extra_body=CITE, **server_kwargs)
     assert stream.plan.numbers("image") == [1, 2, 3, 4]  # known before sending
     chunks = list(stream)
     answer = stream.answer
@@ -165,7 +161,7 @@ def test_four_frames_stream_an_answer_with_citations(hd_frames, server_kwargs):
 
 def test_six_frames_with_a_limit_of_four(hd_frames, server_kwargs, vllm_server):
     assert server_kwargs["settings"].vllm_max_images == vllm_server.max_images == 4
-    answer = ask(None, QUESTION, evidence=_copies(hd_frames[:6]), **server_kwargs)
+    answer = _ask_about(hd_frames[:6], **server_kwargs)
     plan = answer.plan
     assert plan.numbers("image") == [1, 2, 3, 4]
     assert plan.numbers("text") == [5, 6]
@@ -178,13 +174,7 @@ def test_six_frames_with_a_limit_of_four(hd_frames, server_kwargs, vllm_server):
 def test_a_wrong_image_limit_setting_is_reported(hd_frames, vllm_server):
     settings = _settings(vllm_server, vllm_max_images=5)
     with pytest.raises(AnswerError) as info:
-        ask(
-            None,
-            QUESTION,
-            evidence=_copies(hd_frames[:6]),
-            settings=settings,
-            max_tokens=8,
-        )
+        _ask_about(hd_frames[:6], settings=settings, max_tokens=8)
     error = info.value
     assert error.kind == "image_limit"
     assert "at most 4 image(s)" in error.message and "we sent 5" in error.message
@@ -194,9 +184,7 @@ def test_a_wrong_image_limit_setting_is_reported(hd_frames, vllm_server):
 
 
 def test_forty_items_are_packed_without_a_400(hd_frames, server_kwargs):
-    answer = ask(
-        None, QUESTION, evidence=_copies(hd_frames), long_side=1024, **server_kwargs
-    )
+    answer = _ask_about(hd_frames, long_side=1024, **server_kwargs)
     plan = answer.plan
     print(
         f"\n40 items, max_model_len 32768: {plan.summary()} "
@@ -301,13 +289,7 @@ def test_a_follow_up_carries_the_previous_turn(hd_frames, vllm_server):
 
 def test_a_tiny_context_sends_fewer_smaller_images(hd_frames, small_server):
     settings = _settings(small_server)
-    answer = ask(
-        None,
-        QUESTION,
-        evidence=_copies(hd_frames[:4]),
-        settings=settings,
-        max_tokens=24,
-    )
+    answer = _ask_about(hd_frames[:4], settings=settings)
     plan = answer.plan
     assert plan.limits.max_model_len == SMALL_CONTEXT  # read from /v1/models
     sent = plan.numbers("image")
@@ -315,9 +297,7 @@ def test_a_tiny_context_sends_fewer_smaller_images(hd_frames, small_server):
     assert any("smaller than 768 px" in w for w in answer.warnings)
     _check_fits(answer)
 
-    packed = ask(
-        None, QUESTION, evidence=_copies(hd_frames), settings=settings, max_tokens=24
-    )
+    packed = _ask_about(hd_frames, settings=settings)
     plan = packed.plan
     print(
         f"\n40 items, max_model_len {SMALL_CONTEXT}: {plan.summary()} "
@@ -331,13 +311,8 @@ def test_a_tiny_context_sends_fewer_smaller_images(hd_frames, small_server):
 def test_the_server_dies_mid_answer(frames, hd_frames, small_server):
     """LAST use of the second server: it is killed while streaming."""
     settings = _settings(small_server)
-    stream = ask(
-        frames,
-        QUESTION,
-        evidence=_copies(hd_frames[:2]),
-        stream=True,
-        settings=settings,
-        max_tokens=2000,
+    stream = _ask_about(
+        hd_frames[:2], frames, stream=True, settings=settings, max_tokens=2000
     )
     received = []
     with pytest.raises(AnswerError) as info:

@@ -94,26 +94,49 @@ def _make_collection(settings, name, dim, rows=0):
     return client
 
 
-def test_overwrite_with_another_dimension_changes_nothing(setup):
-    """Issue #16 case 4: the dimension is read from ONE frame before
-    anything is embedded or replaced (it used to overwrite the field first)."""
+@pytest.mark.parametrize(
+    ("collection", "dim", "rows", "build", "error"),
+    [
+        # Issue #16 case 4: the dimension is read from ONE frame before
+        # anything is embedded or replaced (it used to overwrite the field first)
+        (
+            "vrag_taken_7d",
+            7,
+            0,
+            {"brain_key": KEY, "overwrite": True},
+            "dimension 7.*needs dimension 32",
+        ),
+        # Brain would adopt them (and skip adding ours): an index of another
+        # dataset's frames
+        (
+            "vrag_foreign_frames",
+            32,
+            3,
+            {"brain_key": "other"},
+            "already holds 3 vectors",
+        ),
+    ],
+    ids=["another-dimension", "other-vectors"],
+)
+def test_a_frame_index_into_an_unfit_collection_changes_nothing(
+    setup, collection, dim, rows, build, error
+):
     dataset, settings, model = setup
-    client = _make_collection(settings, "vrag_taken_7d", dim=7)
+    client = _make_collection(settings, collection, dim=dim, rows=rows)
     try:
         before = _snapshot(dataset, settings)
-        with pytest.raises(IndexConfigError, match="dimension 7.*needs dimension 32"):
+        with pytest.raises(IndexConfigError, match=error):
             build_frame_index(
                 dataset,
                 model=model,
-                brain_key=KEY,
-                overwrite=True,
-                collection_name="vrag_taken_7d",
+                collection_name=collection,
                 settings=settings,
+                **build,
             )
         _assert_unchanged(before, _snapshot(dataset, settings))
-        assert not dataset.has_sample_field(staging_field_for(KEY))
+        assert not dataset.has_sample_field(staging_field_for(build["brain_key"]))
     finally:
-        client.drop_collection("vrag_taken_7d")
+        client.drop_collection(collection)
 
 
 def test_a_frame_index_into_the_transcript_collection_is_refused(setup):
@@ -144,26 +167,6 @@ def test_a_transcript_index_into_a_frame_collection_is_refused(setup):
             dataset, collection_name=frames, overwrite=True, settings=settings
         )
     _assert_unchanged(before, _snapshot(dataset, settings))
-
-
-def test_a_collection_holding_other_vectors_is_refused(setup):
-    """Brain would adopt them (and skip adding ours): an index of another
-    dataset's frames."""
-    dataset, settings, model = setup
-    client = _make_collection(settings, "vrag_foreign_frames", dim=32, rows=3)
-    try:
-        before = _snapshot(dataset, settings)
-        with pytest.raises(IndexConfigError, match="already holds 3 vectors"):
-            build_frame_index(
-                dataset,
-                model=model,
-                brain_key="other",
-                collection_name="vrag_foreign_frames",
-                settings=settings,
-            )
-        _assert_unchanged(before, _snapshot(dataset, settings))
-    finally:
-        client.drop_collection("vrag_foreign_frames")
 
 
 def test_a_store_failing_half_way_leaves_no_broken_index(setup, monkeypatch):

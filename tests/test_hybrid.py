@@ -8,11 +8,10 @@ scene's frame first thanks to the transcript evidence.
 
 import uuid
 
-import fiftyone as fo
 import pytest
+from support.sample import SCENE_QUERIES, imported_sample
 from support.tiny_models import make_tiny_open_clip_checkpoint
 
-from plugin.demo import SAMPLE_VIDEO
 from plugin.errors import IndexNotFoundError
 from plugin.models.image_text import resolve_image_text_model
 from plugin.retrieval.frame_index import build_frame_index, delete_frame_index
@@ -25,17 +24,6 @@ from plugin.retrieval.transcript_index import (
     delete_transcript_index,
     search_transcript,
 )
-from plugin.video.importer import import_videos
-from plugin.video.transcripts import load_transcript_segments
-
-#: (query, scene number): paraphrases of the narration
-SCENE_QUERIES = [
-    ("a horse standing on grass", 0),
-    ("a car driving down a street", 1),
-    ("a boat sailing on the ocean", 2),
-    ("a plane parked on a lawn", 3),
-    ("a kitten staring at the camera", 4),
-]
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +36,8 @@ def tiny_clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sample():
     """The sample video imported once: ``(dataset, segments, frame_at)``."""
-    dataset = fo.Dataset(f"vrag-hybrid-{uuid.uuid4().hex[:8]}")
-    report = import_videos([str(SAMPLE_VIDEO)], dataset=dataset)
-    assert not report.failed, report.summary_lines()
-    segments = load_transcript_segments(dataset)
-    assert len(segments) == 5, segments
-    ids, times = dataset.values(["id", "timestamp"])
-    yield dataset, segments, {round(t): i for i, t in zip(ids, times)}
-    dataset.delete()
+    with imported_sample("vrag-hybrid") as sample:
+        yield sample
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import fiftyone as fo
 import pytest
-from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor
+from fiftyone.operators.executor import ExecutionError
+from support.execution import run_panel_event
+from support.sample import imported_sample
 
 from plugin.demo import SAMPLE_VIDEO
 from plugin.errors import InvalidInputError
@@ -32,7 +34,6 @@ from plugin.retrieval.transcript_index import (
     build_transcript_index,
     delete_transcript_index,
 )
-from plugin.video.importer import import_videos
 
 JUDGMENTS = Path(__file__).resolve().parents[1] / "samples" / "judgments"
 SHIP = "A large white ship sails on the open sea."  # scene 3, 10-15 s
@@ -66,14 +67,11 @@ def test_metrics_by_hand():
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    """The sample video imported once (5 scenes of 5 s, one frame each)."""
-    dataset = fo.Dataset(f"vrag-lab-{uuid.uuid4().hex[:8]}")
-    report = import_videos([str(SAMPLE_VIDEO)], dataset=dataset)
-    assert not report.failed, report.summary_lines()
-    ids, times = dataset.values(["id", "timestamp"])
-    yield dataset, {round(t): i for i, t in zip(ids, times)}
-    dataset.delete()
+def sample():
+    """The sample video imported once (5 scenes of 5 s, one frame each):
+    ``(dataset, {second: frame id})``."""
+    with imported_sample("vrag-lab") as (dataset, _, frame_at):
+        yield dataset, frame_at
 
 
 @pytest.fixture(scope="module")
@@ -267,24 +265,7 @@ def _panel(dataset, method, state, selected=()):
     """Runs one panel event; returns ``(new state, rendered output)``."""
     from panels.lab import LabPanel
 
-    panel = LabPanel()
-    panel.plugin_name = "@vrag/video-rag"
-    executor = Executor()
-    ctx = ExecutionContext(
-        request_params={
-            "dataset_name": dataset.name,
-            "selected": list(selected),
-            "params": {"panel_id": "lab1", "__method__": method, "panel_state": state},
-        },
-        executor=executor,
-    )
-    panel.execute(ctx)
-    output = next(
-        r.params["output"]
-        for r in executor._requests
-        if r.operator_uri == "show_panel_output"
-    )
-    return dict(ctx.panel_state), output
+    return run_panel_event(LabPanel(), dataset, method, state, selected)
 
 
 def _plots(output):

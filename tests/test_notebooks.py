@@ -30,9 +30,10 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from plugin.milvus import LocalMilvusServer, use_for_brain
+from plugin.milvus import LocalMilvusServer
 from plugin.models.image_text import OFFLINE_MODEL, register_zoo_models
 from plugin.retrieval.frame_search import search_frames
+from plugin.runtime import prepare_process
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -180,7 +181,7 @@ def _delete(name, store):
     if not fo.dataset_exists(name):
         return
     dataset = fo.load_dataset(name)
-    use_for_brain(store)
+    prepare_process(store)  # brain reaches the store to drop collections
     from plugin.retrieval.transcript_index import (
         delete_transcript_index,
         transcript_index_info,
@@ -283,7 +284,7 @@ def test_cifar10_milvus_exploration(kernel_dir, local_store):
         # Another process (this one, as the App would) searches the
         # notebook's index in the shared store, after the kernel is gone.
         dataset = fo.load_dataset(name)
-        use_for_brain(local_store)
+        prepare_process(local_store)  # what the App's register() does
         hits = search_frames(
             dataset, "pony", k=25, brain_key="clip_sim", settings=local_store
         )

@@ -203,6 +203,7 @@ def test_a_workbench_error_is_shown_not_raised(plugin_loaded, dataset, monkeypat
 def test_ask_panel_marks_the_frames_the_prompt_planner_sends(tmp_path):
     """Six selected frames, one file missing, four images per request: the
     planner sends frames 1, 3, 4 and 5 as images; 6 goes as text only."""
+    from support.execution import run_panel_event
     from support.tiny_models import make_frame_images
 
     from panels.ask import AskPanel
@@ -217,23 +218,8 @@ def test_ask_panel_marks_the_frames_the_prompt_planner_sends(tmp_path):
             ]
         )
         os.remove(paths[1])
-        panel = AskPanel()
-        panel.plugin_name = "@vrag/video-rag"
-        executor = Executor()
-        ctx = ExecutionContext(
-            request_params={
-                "dataset_name": dataset.name,
-                "selected": dataset.values("id"),
-                "params": {"panel_id": "p1", "__method__": "on_load"},
-            },
-            executor=executor,
-        )
-        panel.execute(ctx)
-        output = next(
-            r.params["output"]
-            for r in executor._requests
-            if r.operator_uri == "show_panel_output"
-        )
+        selected = dataset.values("id")
+        _, output = run_panel_event(AskPanel(), dataset, "on_load", selected=selected)
         captions = {
             int(text[3]): text for text in _strings(output) if text.startswith("**[")
         }

@@ -9,16 +9,16 @@ server started here that speaks the /v1/embeddings protocol.
 
 import json
 import re
-import threading
 import traceback
 import uuid
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fiftyone as fo
 import pytest
 from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionContext, Executor
+from support.fake_openai import JSONHandler, serving
+from support.sample import SCENE_QUERIES, imported_sample
 from support.synth import Scene, make_narrated_video, solid_image
 
 from operators.transcripts import IndexTranscripts, SearchTranscript
@@ -44,14 +44,6 @@ from plugin.video.transcripts import (
     save_video_record,
 )
 
-#: (query, scene number) — paraphrases, not the narration's words
-SCENE_QUERIES = [
-    ("a horse standing on grass", 0),
-    ("a car driving down a street", 1),
-    ("a boat sailing on the ocean", 2),
-    ("a plane parked on a lawn", 3),
-    ("a kitten staring at the camera", 4),
-]
 SECOND_NARRATION = [
     "A red kite flies high over the sandy beach.",
     "An old green tractor ploughs the muddy farm.",
@@ -61,16 +53,9 @@ API_KEY = "sk-test-SECRET-0123456789"
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    """The sample video imported once: ``(dataset, segments, frame_ids)``."""
-    dataset = fo.Dataset(f"vrag-tx-{uuid.uuid4().hex[:8]}")
-    report = import_videos([str(SAMPLE_VIDEO)], dataset=dataset)
-    assert not report.failed, report.summary_lines()
-    segments = load_transcript_segments(dataset)
-    assert len(segments) == 5, segments  # one sentence per scene
-    ids, times = dataset.values(["id", "timestamp"])
-    frame_at = {round(t): i for i, t in zip(ids, times)}
-    yield dataset, segments, frame_at
-    dataset.delete()
+    """The sample video imported once: ``(dataset, segments, frame_at)``."""
+    with imported_sample("vrag-tx") as sample:
+        yield sample
 
 
 @pytest.fixture(scope="module")
@@ -332,24 +317,24 @@ def _ctx(dataset, params, delegated=False):
 # --- the OpenAI-compatible option, against a real local HTTP server ----------
 
 
-class _EmbeddingsHandler(BaseHTTPRequestHandler):
+class _EmbeddingsHandler(JSONHandler):
     """POST /v1/embeddings: 64-d hashed bag-of-words vectors, or an error."""
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.server.requests.append(
             {"path": self.path, "auth": self.headers.get("Authorization"), **body}
         )
         if self.server.mode == "error":  # a server that echoes the key back
             key = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            return self._send(
+            return self.send_json(
                 401, {"error": {"message": f"Invalid API key {key}", "type": "auth"}}
             )
         data = [
             {"object": "embedding", "index": n, "embedding": _bag_of_words(text)}
             for n, text in enumerate(body["input"])
         ]
-        self._send(
+        self.send_json(
             200,
             {
                 "object": "list",
@@ -358,17 +343,6 @@ class _EmbeddingsHandler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": 1, "total_tokens": 1},
             },
         )
-
-    def _send(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
 
 
 def _bag_of_words(text, dim=64):
@@ -380,12 +354,8 @@ def _bag_of_words(text, dim=64):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmbeddingsHandler)
-    server.requests, server.mode = [], "ok"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(_EmbeddingsHandler, requests=[], mode="ok") as served:
+        yield served
 
 
 def test_openai_endpoint_round_trip(endpoint):

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.vllm
 # vllm_server: the session fixture from conftest.py
 
 COLORS = ["red", "navy", "green", "orange", "purple", "gray"]
+QUESTION = "What happens in these video frames?"
 
 
 def jpeg_data_url(color, size=(320, 240), label=""):
@@ -35,7 +36,7 @@ def jpeg_data_url(color, size=(320, 240), label=""):
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def frames_message(n_images, text="What happens in these video frames?", size=None):
+def frames_message(n_images, text=QUESTION, size=None):
     content = [{"type": "text", "text": text}]
     for i in range(n_images):
         url = jpeg_data_url(COLORS[i % len(COLORS)], size or (320, 240), f"t={i}s")
@@ -53,6 +54,21 @@ def client(vllm_server):
     )
 
 
+@pytest.fixture(scope="module")
+def chat(client, vllm_server):
+    """``chat(n_images, text=..., size=..., **create_options)``: a chat
+    request of one user turn with ``n_images`` frames, to the served model."""
+
+    def send(n_images, text=QUESTION, size=None, model=None, **options):
+        return client.chat.completions.create(
+            model=model or vllm_server.model_name,
+            messages=frames_message(n_images, text, size),
+            **options,
+        )
+
+    return send
+
+
 def test_lists_the_served_model_and_its_context(client, vllm_server):
     models = client.models.list().data
     assert [m.id for m in models] == [vllm_server.model_name] == ["vrag-tiny-pixtral"]
@@ -60,13 +76,8 @@ def test_lists_the_served_model_and_its_context(client, vllm_server):
     assert models[0].max_model_len == vllm_server.max_model_len == 32768
 
 
-def test_multi_image_chat_round_trips(client, vllm_server):
-    response = client.chat.completions.create(
-        model=vllm_server.model_name,
-        messages=frames_message(2),
-        max_tokens=12,
-        temperature=0,
-    )
+def test_multi_image_chat_round_trips(chat, vllm_server):
+    response = chat(2, max_tokens=12, temperature=0)
     choice = response.choices[0]
     assert choice.message.role == "assistant"
     assert choice.finish_reason in ("stop", "length")
@@ -79,23 +90,18 @@ def test_multi_image_chat_round_trips(client, vllm_server):
 
 
 @pytest.mark.parametrize("size", [(1024, 1024), (768, 432), (512, 512), (256, 256)])
-def test_one_more_image_costs_pixtrals_count(client, vllm_server, size):
+def test_one_more_image_costs_pixtrals_count(chat, size):
     """The issue's observed costs, and our rule, against vLLM's count."""
 
     def prompt_tokens(n):
-        return client.chat.completions.create(
-            model=vllm_server.model_name,
-            messages=frames_message(n, size=size),
-            max_tokens=1,
-        ).usage.prompt_tokens
+        return chat(n, size=size, max_tokens=1).usage.prompt_tokens
 
     assert prompt_tokens(2) - prompt_tokens(1) == PIXTRAL.tokens(*size)
 
 
-def test_streaming_yields_several_chunks(client, vllm_server):
-    stream = client.chat.completions.create(
-        model=vllm_server.model_name,
-        messages=frames_message(2),
+def test_streaming_yields_several_chunks(chat):
+    stream = chat(
+        2,
         max_tokens=12,
         temperature=0,
         stream=True,
@@ -115,46 +121,30 @@ def test_streaming_yields_several_chunks(client, vllm_server):
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-def test_too_many_images_is_a_400(client, vllm_server):
+def test_too_many_images_is_a_400(chat, vllm_server):
     assert vllm_server.max_images == 4
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(
-            model=vllm_server.model_name,
-            messages=frames_message(vllm_server.max_images + 1),
-            max_tokens=4,
-        )
+        chat(vllm_server.max_images + 1, max_tokens=4)
     assert err.value.status_code == 400
     # vLLM 0.32: "At most 4 image(s) may be provided in one prompt."
     assert "At most 4 image(s)" in str(err.value)
 
 
-def test_a_prompt_longer_than_the_context_is_a_400(client, vllm_server):
+def test_a_prompt_longer_than_the_context_is_a_400(chat):
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(
-            model=vllm_server.model_name,
-            messages=frames_message(4, "word " * 30000, size=(1024, 1024)),
-            max_tokens=4,
-        )
+        chat(4, "word " * 30000, size=(1024, 1024), max_tokens=4)
     # vLLM 0.32: "This model's maximum context length is 32768 tokens. ..."
     assert "maximum context length is 32768" in str(err.value)
 
 
-def test_max_images_is_accepted(client, vllm_server):
-    response = client.chat.completions.create(
-        model=vllm_server.model_name,
-        messages=frames_message(vllm_server.max_images),
-        max_tokens=2,
-    )
+def test_max_images_is_accepted(chat, vllm_server):
+    response = chat(vllm_server.max_images, max_tokens=2)
     assert response.usage.prompt_tokens > vllm_server.max_images * 315
 
 
-def test_wrong_model_name_is_a_404(client):
+def test_wrong_model_name_is_a_404(chat):
     with pytest.raises(openai.NotFoundError) as err:
-        client.chat.completions.create(
-            model="no-such-model",
-            messages=frames_message(1),
-            max_tokens=4,
-        )
+        chat(1, model="no-such-model", max_tokens=4)
     assert err.value.status_code == 404
     # vLLM 0.32: "The model `no-such-model` does not exist."
     assert "does not exist" in str(err.value)

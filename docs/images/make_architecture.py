@@ -138,10 +138,10 @@ def main():
         9.35,
         7.5,
         1.25,
-        "panels/ask/",
+        "panels/",
         [
-            "Ask panel: evidence preview, streamed answer,",
-            "citations -> frames, history (no secrets)",
+            "ask/: evidence + token budget, streamed answer,",
+            "citations -> clips, chat; lab/: search metrics",
         ],
         "#ffffff",
     )
@@ -156,23 +156,24 @@ def main():
     box(
         ax,
         0.5,
-        6.7,
+        6.35,
         3.9,
-        1.9,
+        2.25,
         "video/",
         [
-            "sampling.py (PyAV, seek)",
-            "transcribe.py (Whisper)",
-            "alignment.py (segment<->frame)",
-            "importer.py, transcripts.py",
+            "sampling.py, duration.py (PyAV)",
+            "transcribe.py (Whisper), alignment.py",
+            "importer.py, transcripts.py, videos.py",
+            "moments.py, densify.py, playable.py",
+            "screen_text.py (OCR), pool.py, fanout.py",
         ],
     )
     box(
         ax,
         4.8,
-        6.7,
+        6.35,
         3.9,
-        1.9,
+        2.25,
         "models/",
         [
             "image_text.py (OpenCLIP, AltCLIP,",
@@ -184,23 +185,24 @@ def main():
     box(
         ax,
         9.1,
-        6.7,
+        6.35,
         4.1,
-        1.9,
+        2.25,
         "retrieval/",
         [
-            "frame_index.py (brain on Milvus)",
-            "frame_search.py, transcript_index.py",
-            "hybrid.py (RRF), hits.py",
+            "frame_index.py, frame_search.py (brain)",
+            "text_index.py: transcript, screen text",
+            "hybrid.py, fusion.py (RRF), hits.py",
+            "build.py (every index), lite_index.py",
             "brain_fixes.py (brain's private names)",
         ],
     )
     box(
         ax,
         13.6,
-        6.7,
+        6.35,
         3.9,
-        1.9,
+        2.25,
         "answer/",
         [
             "evidence.py, prompt.py (ONE builder)",
@@ -209,7 +211,15 @@ def main():
             "ask.py, chat.py, history.py",
         ],
     )
-    box(ax, 0.5, 3.8, 17.0, 2.5, "cross-cutting (one place each)", [], "#ffffff")
+    ax.text(
+        9,
+        6.12,
+        "also in plugin/: curation/ (frame map, near-duplicates, storyboards), "
+        "lab/ (relevance judgments, metrics), cleanup.py (orphans), demo.py",
+        ha="center",
+        fontsize=9,
+    )
+    box(ax, 0.5, 3.8, 17.0, 2.25, "cross-cutting (one place each)", [], "#ffffff")
     items = [
         ("settings.py", "Settings: every VRAG_*"),
         ("errors.py", "VideoRagError + subclasses"),
@@ -221,7 +231,7 @@ def main():
     ]
     for i, (name, what) in enumerate(items):
         x = 0.8 + i * 2.42
-        box(ax, x, 4.0, 2.25, 1.7, name, [what], "#f0fdf4", size=8)
+        box(ax, x, 3.95, 2.25, 1.6, name, [what], "#f0fdf4", size=8)
 
     layer(
         ax,

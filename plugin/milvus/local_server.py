@@ -62,22 +62,10 @@ class LocalMilvusServer:
         settings = Settings.coerce(settings)
         self.root = Path(root or settings.home_path / "milvus-lite")
         self.preferred_port = int(port or settings.milvus_lite_port)
-
-    @property
-    def data_dir(self):
-        return self.root / "data"
-
-    @property
-    def state_path(self):
-        return self.root / "server.json"
-
-    @property
-    def log_path(self):
-        return self.root / "server.log"
-
-    @property
-    def lock_path(self):
-        return self.root / "start.lock"
+        self.data_dir = self.root / "data"
+        self.state_path = self.root / "server.json"  # the running server's pid, port
+        self.log_path = self.root / "server.log"
+        self.lock_path = self.root / "start.lock"  # one start at a time
 
     def _read_state(self):
         try:

@@ -7,9 +7,13 @@
   App shows
 - :class:`Browser`: Debian's Chromium driven by Playwright (never a browser
   download), with the flags this closed network needs and a fresh profile
+- :func:`running`: starts them for a fixture (a clear failure if they do
+  not start), stops them after
 - :func:`step`: a named step; on failure it saves
   ``tests/artifacts/screenshots/FAILED-<name>.png`` and re-raises with that
   path in the message
+
+Steps on the App's page: ``support.app_page``.
 
 Only Playwright's Python package and ``/usr/bin/chromium`` are needed
 (``make setup-test`` installs the latter).
@@ -197,6 +201,27 @@ class Browser:
         path = screenshot_path(name)
         self.page.screenshot(path=str(path))
         return path
+
+
+@contextlib.contextmanager
+def running(what, *services):
+    """Starts ``services`` (an :class:`AppServer`, a :class:`Browser`...) in
+    order and yields them; stops them all after. One that does not start
+    fails the test (no traceback) with ``"<what> did not start: <error>"``."""
+    import pytest
+
+    try:
+        for service in services:
+            service.start()
+    except Exception as e:
+        for service in reversed(services):
+            service.stop()
+        pytest.fail(f"{what} did not start: {e}", pytrace=False)
+    try:
+        yield services
+    finally:
+        for service in reversed(services):
+            service.stop()
 
 
 @contextlib.contextmanager
