@@ -17,7 +17,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from plugin.errors import VideoRagError
-from plugin.inputs import require_int, validate_query
+from plugin.inputs import positive_number, require_int, validate_query
 from plugin.milvus import LOCAL
 from plugin.settings import Settings
 
@@ -64,6 +64,12 @@ def flag(prop, check):
 def message_of(error):
     """The user-facing text of an error."""
     return getattr(error, "message", None) or str(error)
+
+
+def number_param(ctx, name, default, label, integer=False, highest=None):
+    """``ctx.params[name]`` as a positive number, ``default`` when unset
+    (see :func:`plugin.inputs.positive_number`)."""
+    return positive_number(ctx.params.get(name), label, default, integer, highest)
 
 
 def settings_from(ctx):

@@ -25,12 +25,14 @@ from .forms import (
     flag,
     frame_index_keys,
     milvus_input,
+    number_param,
     table_output,
     work_args,
 )
 
 _K = 5  # frames taken from the current view when nothing is selected
 _MAX_DENSIFY = 5  # moments densified in one run
+_MAX_FRAMES = 200  # moments opened in one run
 PLUGIN_NAME = "@vrag/video-rag"  # fiftyone.yml's name
 _SHOW = "show_moments_view"
 _SHOW_TRIES = 40  # ~10 s for the App to switch datasets
@@ -55,10 +57,9 @@ class OpenMoments(WorkbenchOperator, label="open moments"):
         """Params ``sample_ids`` (e.g. a citation's frame, from the Ask panel)
         override the selection; with ``or_open_frame``, a frame whose video
         has no video sample opens as itself instead of an error."""
-        ids = ctx.params.get("sample_ids") or frame_ids(
-            ctx, int(ctx.params.get("k") or _K)
-        )
-        pad = float(ctx.params.get("pad_s") or DEFAULT_PAD_S)
+        k = number_param(ctx, "k", _K, "Frames from the view", integer=True)
+        ids = ctx.params.get("sample_ids") or frame_ids(ctx, min(k, _MAX_FRAMES))
+        pad = number_param(ctx, "pad_s", DEFAULT_PAD_S, "Seconds around a frame")
         try:
             clips = clips_view(ctx.dataset, moments_from_frames(ctx.dataset, ids, pad))
         except InvalidInputError:
@@ -107,8 +108,10 @@ class DensifyMoments(
         return True  # decoding and embedding: minutes on long spans
 
     def run(self, ctx):
-        k = min(int(ctx.params.get("k") or _K), _MAX_DENSIFY)
-        ids = frame_ids(ctx, k)[:_MAX_DENSIFY]
+        k = number_param(ctx, "k", _K, "Frames from the view", integer=True)
+        ids = frame_ids(ctx, min(k, _MAX_DENSIFY))[:_MAX_DENSIFY]
+        radius = number_param(ctx, "radius_s", DEFAULT_RADIUS_S, "Seconds either side")
+        fps = number_param(ctx, "fps", DEFAULT_DENSE_FPS, "Frames per second")
         args = work_args(ctx)
         moments = moments_from_frames(ctx.dataset, ids)
         rows = []
@@ -116,8 +119,8 @@ class DensifyMoments(
             result = densify_around(
                 ctx.dataset,
                 moment,
-                radius_s=float(ctx.params.get("radius_s") or DEFAULT_RADIUS_S),
-                fps=float(ctx.params.get("fps") or DEFAULT_DENSE_FPS),
+                radius_s=radius,
+                fps=fps,
                 brain_key=ctx.params.get("brain_key"),
                 **args,
             )

@@ -4,6 +4,8 @@ Each check returns the cleaned value or raises
 :class:`~plugin.errors.InvalidInputError` with a message for the user.
 """
 
+import math
+
 from plugin.errors import InvalidInputError
 
 MAX_QUERY_CHARS = 1000  # CLIP-family text towers read ~77 tokens anyway
@@ -70,3 +72,20 @@ def require_sample_ids(ids, what="sample ids"):
             "characters (sample.id in FiftyOne)."
         )
     return ids
+
+
+def positive_number(value, label, default=None, integer=False, highest=None):
+    """``value`` as a positive number (``default`` when None or ""); refuses
+    text, NaN, infinities, zero or less, values above ``highest`` and, with
+    ``integer``, fractions, naming the field by ``label``."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{label} must be a number, got {value!r:.40}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"{label} must be a positive number, got {value!r}")
+    if highest is not None and value > highest:
+        raise InvalidInputError(f"{label} must be at most {highest}, got {value!r}")
+    if integer and value != int(value):
+        raise InvalidInputError(f"{label} must be a whole number, got {value!r}")
+    return int(value) if integer else float(value)

@@ -77,11 +77,6 @@ def test_a_full_frames_disk_fails_the_video_and_imports_nothing_of_it(
             fo.delete_dataset(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugin/video/importer.py (importer helper): on ENOSPC, name the "
-    "frames folder in the message and remove the partial frame files",
-)
 def test_a_full_frames_disk_names_the_folder_and_frees_what_it_wrote(video, full_disk):
     name = f"vrag-faults-disk-{uuid.uuid4().hex[:8]}"
     try:

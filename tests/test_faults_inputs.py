@@ -57,12 +57,7 @@ BAD = [
 
 #: Operators whose owners still have to make them hold (strict: once they
 #: hold, the test fails until the mark is removed)
-KNOWN = {
-    "open_moments": "operators/moments.py: k None/NaN/inf/2**63 and a "
-    "dataset without video fields raise (ValueError, OverflowError)",
-    "ask_stream": "panels/ask: panel_state/turns/evidence of the wrong type "
-    "raise (TypeError, AttributeError in Evidence/Turn.from_dict)",
-}
+KNOWN = {}
 
 
 def bad_values(operator, field, count=VALUES_PER_FIELD):

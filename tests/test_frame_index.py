@@ -86,7 +86,9 @@ def test_metric_and_consistency_on_both_stores(
         info = frames_dataset.get_brain_info(key).config
         assert (info.metric, info.consistency_level) == (metric, consistency)
         for k in (5, 50):
-            hits = search_frames(frames_dataset, "a red car", k=k, brain_key=key)
+            hits = search_frames(
+                frames_dataset, "a red car", k=k, brain_key=key, settings=any_store
+            )
             assert len(hits) == k
             scores = [h.score for h in hits]
             best_first = sorted(scores, reverse=metric != "euclidean")

@@ -18,7 +18,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from plugin.answer import Conversation
-from plugin.errors import VideoRagError
+from plugin.errors import InvalidInputError, VideoRagError
+from plugin.inputs import positive_number
 from plugin.settings import Settings
 
 from .constants import PANEL_NAME, STREAM_EVERY_S, STREAM_OPERATOR
@@ -54,7 +55,8 @@ class AskStream(foo.Operator):
 def stream_answer(ctx, plugin_name, clock=time.monotonic):
     """The messages to stream to the panel (see the module docstring)."""
     panel_id = ctx.params.get("panel_id")
-    state = dict(ctx.params.get("panel_state") or {})
+    state = ctx.params.get("panel_state")
+    state = dict(state) if isinstance(state, dict) else {}
 
     def patch(values):
         state.update(values)
@@ -63,10 +65,11 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
     yield patch(
         {"busy": True, "answer": "", "error": "", "citations": [], "incomplete": False}
     )
-    chat = Conversation.from_dict(
-        ctx.dataset, {"turns": ctx.params.get("turns")}, Settings.load(ctx.secrets)
-    )
+    chat = None
     try:
+        turns = _rows(ctx.params.get("turns"), "turns")
+        settings = Settings.load(ctx.secrets)
+        chat = Conversation.from_dict(ctx.dataset, {"turns": turns}, settings)
         final = yield from _generate(ctx, chat, patch, clock)
     except VideoRagError as e:  # shown in the panel, never a traceback
         partial = getattr(e, "answer", None)  # an interrupted stream's text
@@ -75,7 +78,7 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
     final.update(
         busy=False,
         history=history_rows(ctx.dataset),
-        conversation=chat.to_dict()["turns"],
+        conversation=chat.to_dict()["turns"] if chat is not None else [],
     )
     yield patch(final)
     yield ctx.trigger(
@@ -87,13 +90,13 @@ def stream_answer(ctx, plugin_name, clock=time.monotonic):
 def _generate(ctx, chat, patch, clock):
     params = ctx.params
     kwargs = {
-        k: params[k]
+        k: positive_number(params[k], k.replace("_", " "), integer=True)
         for k in ("max_images", "long_side", "max_tokens")
         if params.get(k) is not None
     }
     stream = chat.ask(
         params.get("question"),
-        evidence=evidence_from_state(params.get("evidence")),
+        evidence=evidence_from_state(_rows(params.get("evidence"), "evidence")),
         stream=True,
         **kwargs,
     )
@@ -104,6 +107,16 @@ def _generate(ctx, chat, patch, clock):
             last = clock()
             yield patch({"answer": stream.text_so_far()})
     return _answer_state(stream.answer)
+
+
+def _rows(value, what):
+    """A list of dicts (the panel's JSON state), else a clear error: the
+    panel sends these, a hand-made request may send anything."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise InvalidInputError(f"'{what}' must be a list of objects")
+    return value
 
 
 def _answer_state(answer):

@@ -217,13 +217,28 @@ def _write_frames(video_path, frames_dir, options):
     ):
         write_started = time.perf_counter()
         jpeg_path = frames_dir / f"frame_{frame.index:06d}.jpg"
-        frame.image.save(jpeg_path, quality=options.jpeg_quality)
+        _save_jpeg(frame.image, jpeg_path, options.jpeg_quality, frames_dir)
         writing += time.perf_counter() - write_started
         # Keep only its size: holding every decoded image until the video is
         # done took a 3-hour 720p import to 5.2 GB (bench/bench_faults.py).
         frames.append((replace(frame, image=None, size=frame.image.size), jpeg_path))
     sampling = time.perf_counter() - started - writing
     return frames, {"sampling": sampling, "writing": writing}
+
+
+def _save_jpeg(image, path, quality, frames_dir):
+    """Writes one frame; a full or read-only disk removes this video's partial
+    frames and says which folder, instead of a raw ``OSError``."""
+    try:
+        image.save(path, quality=quality)
+    except OSError as e:
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        raise VideoRagError(
+            f"Could not write frames to {frames_dir}: {e.strerror or e} (disk "
+            "full or not writable?). Free space there or choose another frames "
+            "folder; the partial frames were removed.",
+            kind="frames_disk",
+        ) from None
 
 
 def _add_samples(dataset, info, duration, video_id, frames, segments, status, options):
