@@ -23,24 +23,12 @@ from plugin.errors import IndexNotFoundError, InvalidInputError
 from plugin.lab import metrics as M
 from plugin.lab.judgments import REPORT_KEY, lab_store, load_judgments, resolve_all
 from plugin.progress import report
+from plugin.retrieval import fusion
+from plugin.retrieval import screen_text_index as screen
+from plugin.retrieval import transcript_index as transcripts
 from plugin.retrieval.frame_search import search_frames
 from plugin.retrieval.frame_store import DEFAULT_BRAIN_KEY
-from plugin.retrieval.fusion import (
-    DEFAULT_MIN_SHARE,
-    DEFAULT_RRF_K,
-    DEFAULT_WEIGHTS,
-    FRAMES,
-    SCREEN_TEXT,
-    SIGNALS,
-    TRANSCRIPTS,
-    check_weights,
-    fuse,
-)
-from plugin.retrieval.screen_text_index import (
-    screen_text_index_info,
-    search_screen_text,
-)
-from plugin.retrieval.transcript_index import search_transcript, transcript_index_info
+from plugin.retrieval.fusion import FRAMES, SCREEN_TEXT, SIGNALS, TRANSCRIPTS
 from plugin.settings import Settings
 
 HYBRID = "hybrid"
@@ -53,8 +41,8 @@ class FusionSetting:
 
     name: str
     weights: dict
-    rrf_k: int = DEFAULT_RRF_K
-    min_share: float = DEFAULT_MIN_SHARE
+    rrf_k: int = fusion.DEFAULT_RRF_K
+    min_share: float = fusion.DEFAULT_MIN_SHARE
 
 
 @dataclasses.dataclass
@@ -102,8 +90,8 @@ def available_signals(dataset, brain_key=DEFAULT_BRAIN_KEY):
     root = dataset._root_dataset
     have = {
         FRAMES: brain_key in root.list_brain_runs(),
-        TRANSCRIPTS: transcript_index_info(root) is not None,
-        SCREEN_TEXT: screen_text_index_info(root) is not None,
+        TRANSCRIPTS: transcripts.transcript_index_info(root) is not None,
+        SCREEN_TEXT: screen.screen_text_index_info(root) is not None,
     }
     return [s for s in SIGNALS if have[s]]
 
@@ -112,7 +100,7 @@ def default_settings(signals):
     """Each index alone, and all of them fused with the default weights."""
     alone = [FusionSetting(s, {x: float(x == s) for x in SIGNALS}) for s in signals]
     if len(signals) > 1:
-        alone.append(FusionSetting(HYBRID, dict(DEFAULT_WEIGHTS)))
+        alone.append(FusionSetting(HYBRID, dict(fusion.DEFAULT_WEIGHTS)))
     return alone
 
 
@@ -169,7 +157,7 @@ def evaluate(
         report(progress, n / len(judged), f"Query {n + 1}/{len(judged)}: {item.query}")
         hits = _search(dataset, item.query, signals, depth, brain_key, settings)
         for system in systems:
-            fused = fuse(
+            fused = fusion.fuse(
                 hits[FRAMES],
                 hits[TRANSCRIPTS],
                 k=depth,
@@ -224,7 +212,10 @@ def rerun(dataset, settings=None, progress=None):
     standard = {s.name for s in default_settings(list(SIGNALS))}
     fusions = [
         FusionSetting(
-            r["system"], r["weights"], r["rrf_k"], r.get("min_share", DEFAULT_MIN_SHARE)
+            r["system"],
+            r["weights"],
+            r["rrf_k"],
+            r.get("min_share", fusion.DEFAULT_MIN_SHARE),
         )
         for r in previous.rows
         if r["system"] not in standard
@@ -247,10 +238,10 @@ def _setting(value):
         setting = FusionSetting(
             str(value.get("name") or "custom"),
             value.get("weights") or {},
-            int(value.get("rrf_k", DEFAULT_RRF_K)),
-            float(value.get("min_share", DEFAULT_MIN_SHARE)),
+            int(value.get("rrf_k", fusion.DEFAULT_RRF_K)),
+            float(value.get("min_share", fusion.DEFAULT_MIN_SHARE)),
         )
-    weights = check_weights(setting.weights)
+    weights = fusion.check_weights(setting.weights)
     if not any(weights.values()):
         raise InvalidInputError(f"Setting {setting.name!r}: every weight is 0")
     if setting.rrf_k < 0 or not 0 <= setting.min_share <= 1:
@@ -266,9 +257,11 @@ def _search(dataset, query, signals, depth, brain_key, settings):
     if FRAMES in signals:
         hits[FRAMES] = search_frames(dataset, query, depth, brain_key, settings)
     if TRANSCRIPTS in signals:
-        hits[TRANSCRIPTS] = search_transcript(dataset, query, depth, settings)
+        hits[TRANSCRIPTS] = transcripts.search_transcript(
+            dataset, query, depth, settings
+        )
     if SCREEN_TEXT in signals:
-        hits[SCREEN_TEXT] = search_screen_text(dataset, query, depth, settings)
+        hits[SCREEN_TEXT] = screen.search_screen_text(dataset, query, depth, settings)
     return hits
 
 

@@ -86,40 +86,19 @@ def transcript_index_info(dataset):
     return TRANSCRIPTS.info(dataset)
 
 
-def build_transcript_index(
-    dataset,
-    text_model=None,
-    collection_name=None,
-    overwrite=False,
-    progress=None,
-    metric="cosine",
-    settings=None,
-):
-    """Embeds all transcript segments of ``dataset`` into a new Milvus collection.
+def build_transcript_index(dataset, **options):
+    """Embeds all transcript segments of ``dataset`` into a new Milvus
+    collection; returns the recorded settings (a dict).
 
-    Args:
-        dataset: a FiftyOne dataset of imported video frames
-        text_model (None): ``"minilm"`` (default) or ``"openai:<model>"``, see
-            :mod:`plugin.models.text`
-        collection_name (None): default derived from the dataset name
-        overwrite (False): replace the dataset's existing transcript index
-        progress (None): a callable ``progress(fraction, label)``
-        metric ("cosine"): ``cosine``, ``euclidean`` or ``dotproduct``
-        settings (None): a :class:`~plugin.settings.Settings`: the Milvus
-            store, and the endpoint of an ``openai:<model>`` text model
-
-    Returns:
-        the recorded settings (a dict)
+    ``options``: ``text_model`` (``"minilm"``, default, or
+    ``"openai:<model>"``, see :mod:`plugin.models.text`), ``collection_name``
+    (default derived from the dataset name), ``overwrite`` (replace the
+    dataset's existing transcript index), ``progress``, ``metric``
+    (``cosine``, ``euclidean`` or ``dotproduct``) and ``settings`` (the
+    Milvus store and an ``openai:<model>`` endpoint): see
+    :meth:`plugin.retrieval.text_index.TextSource.build`.
     """
-    return TRANSCRIPTS.build(
-        dataset,
-        text_model=text_model,
-        collection_name=collection_name,
-        overwrite=overwrite,
-        progress=progress,
-        metric=metric,
-        settings=settings,
-    )
+    return TRANSCRIPTS.build(dataset, **options)
 
 
 def sync_transcript_index(dataset, progress=None, settings=None):
