@@ -199,20 +199,14 @@ class LabPanel(foo.Panel):
         panel.md(
             f"**{n} judged queries**{note}\n\n" + metrics_markdown(report), name="table"
         )
-        traces, layout = metrics_chart(report)
-        panel.plot(
-            "metrics_chart",
-            data=traces,
-            layout=layout,
-            config={"displayModeBar": False},
-        )
-        traces, layout = per_query_chart(report)
-        panel.plot(
-            "per_query_chart",
-            data=traces,
-            layout=layout,
-            config={"displayModeBar": False},
-        )
+        for name, chart in (
+            ("metrics_chart", metrics_chart),
+            ("per_query_chart", per_query_chart),
+        ):
+            traces, layout = chart(report)
+            panel.plot(
+                name, data=traces, layout=layout, config={"displayModeBar": False}
+            )
 
 
 def _custom(ctx):
