@@ -34,6 +34,41 @@ def _bind_reusable(port):
         return None
 
 
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _own_etcd_ports(config):
+    """Gives the embedded etcd its own client AND peer ports. The package
+    resolves the client port but leaves etcd's peer port at its default
+    (2380), so a second server on the machine failed ("bind: address already
+    in use"); Milvus reads the embedded etcd's settings from the file named
+    by ``etcd.config.path``."""
+    write_config = config.write_config
+
+    def write_with_etcd_ports():
+        write_config()
+        configs = Path(config.base_data_dir) / "configs"
+        etcd_file = configs / "embed_etcd.yaml"
+        client = f"http://127.0.0.1:{config.get('etcd_port')}"
+        peer = f"http://127.0.0.1:{_free_port()}"
+        etcd_file.write_text(
+            f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+            f"initial-cluster: default={peer}\n"
+        )
+        milvus_yaml = configs / "milvus.yaml"
+        text = milvus_yaml.read_text()
+        embed = "  use:\n    embed: true"
+        assert embed in text, "milvus.yaml template changed: re-check"
+        text = text.replace(embed, f"  config:\n    path: {etcd_file}\n{embed}", 1)
+        milvus_yaml.write_text(text)
+
+    config.write_config = write_with_etcd_ports
+
+
 def main(base_dir):
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -43,6 +78,7 @@ def main(base_dir):
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGHUP, lambda *_: restarting.append(True))
     default_server.config.try_bind_port = _bind_reusable
+    _own_etcd_ports(default_server.config)
     default_server.set_base_dir(str(base / "data"))
     default_server.start()
     port_file.write_text(str(default_server.listen_port))
