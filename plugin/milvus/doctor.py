@@ -2,7 +2,8 @@
 answers now, and when to move to a Milvus server (with the exact command).
 
 Per dataset: its frame indexes (brain similarity runs on Milvus) and its
-transcript index, each collection's rows, index type and search latency
+text indexes (transcripts, screen text: every
+:func:`plugin.retrieval.text_index.text_sources` kind), each collection's rows, index type and search latency
 measured now (p50/p99 of :data:`PROBES` searches, k=10, with stored vectors).
 
 When to move (Milvus Lite only): a collection past :data:`LITE_MOVE_ABOVE`
@@ -24,12 +25,17 @@ LITE_MOVE_ABOVE = 100_000  # rows in one collection
 LATENCY_GOAL_MS = 30.0
 PROBES = 20
 TARGET_HINT = "http://HOST:19530"
+FRAMES = "frames"  # the kind of brain's frame collections
 
 
 def dataset_collections(dataset):
     """The Milvus collections of ``dataset``'s indexes:
-    ``[{"kind", "key", "collection", "metric"}]``."""
-    from plugin.retrieval.transcript_index import transcript_index_info
+    ``[{"kind", "key", "collection", "metric"}]``: its frame indexes (brain
+    similarity runs on Milvus, kind ``frames``, key the brain key), then each
+    text index it has (every
+    :func:`~plugin.retrieval.text_index.text_sources` kind: transcripts,
+    screen text, ...; key its ``dataset.info`` record)."""
+    from plugin.retrieval.text_index import text_sources
 
     found = []
     for key in dataset.list_brain_runs(type="similarity"):
@@ -37,23 +43,14 @@ def dataset_collections(dataset):
         if getattr(config, "method", None) == "milvus":
             found.append(
                 {
-                    "kind": "frames",
+                    "kind": FRAMES,
                     "key": key,
                     "collection": config.collection_name,
                     "metric": config.metric,
                 }
             )
-    info = transcript_index_info(dataset)
-    if info:
-        found.append(
-            {
-                "kind": "transcripts",
-                "key": "transcripts",
-                "collection": info["collection_name"],
-                "metric": info["metric"],
-            }
-        )
-    return found
+    entries = (source.store_entry(dataset) for source in text_sources())
+    return found + [entry for entry in entries if entry]
 
 
 def examine(settings=None, datasets=None, probes=PROBES):
@@ -179,6 +176,7 @@ def _is_lite(connection):
 def _measure(client, collection, probes):
     """Rows, index type and search latency of ``collection`` now."""
     from plugin.retrieval import lite_index
+    from plugin.retrieval.text_collection import search_params
 
     client.load_collection(collection)
     index = lite_index.describe(client, collection)
@@ -188,9 +186,7 @@ def _measure(client, collection, probes):
     if not rows:
         return found
     field, vectors = sample_vectors(client, collection, min(probes, rows))
-    params = {"metric_type": index.get("metric_type")}
-    nprobe = lite_index.nprobe_of(index)
-    params["params"] = {"nprobe": nprobe} if nprobe else {"ef": 64}
+    params = search_params(index.get("metric_type"), 10, index)
     times = []
     for n in range(probes):
         started = time.perf_counter()

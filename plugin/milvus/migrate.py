@@ -1,13 +1,15 @@
 """``python -m plugin.milvus migrate --dataset NAME --to URI``: moves a
 dataset's vectors to another Milvus store (e.g. Milvus Lite -> a server).
 
-For each of the dataset's collections (frame indexes, transcript index; see
+For each of the dataset's collections (frame indexes, and every text index
+it has: transcripts, screen text, any
+:func:`plugin.retrieval.text_index.text_sources` kind; see
 :func:`plugin.milvus.doctor.dataset_collections`): create the collection at
 the target with the same schema and the target's index (HNSW on a server,
 by size on Lite), copy the rows in pages, flush, and VERIFY: the same row
 count, and the same top-10 ids for a few stored vectors. Only when every
-collection verified are the dataset's records re-pointed (its transcript
-index record names the target's kind; ``dataset.info["vrag_milvus_store"]``
+collection verified are the dataset's records re-pointed (each text index
+record names the target's kind; ``dataset.info["vrag_milvus_store"]``
 names the store holding its vectors). The source is left intact, unless
 ``--drop-source`` asks to drop it after verification.
 
@@ -19,7 +21,12 @@ name the target: the command ends by printing the ``VRAG_MILVUS_URI`` to set.
 import json
 
 from plugin.errors import IndexConfigError
-from plugin.milvus.doctor import count_rows, dataset_collections, sample_vectors
+from plugin.milvus.doctor import (
+    FRAMES,
+    count_rows,
+    dataset_collections,
+    sample_vectors,
+)
 from plugin.settings import Settings
 
 STORE_KEY = "vrag_milvus_store"
@@ -76,6 +83,8 @@ def copy_collection(src, dst, name, index_params):
     ``index_params``, and copies every row. Returns the rows copied."""
     from pymilvus import DataType
 
+    from plugin.retrieval import lite_index
+
     described = src.describe_collection(name)
     schema = dst.create_schema(
         auto_id=described.get("auto_id", False),
@@ -93,7 +102,7 @@ def copy_collection(src, dst, name, index_params):
             **{k: int(v) for k, v in extra.items() if k in ("dim", "max_length")},
         )
     index = dst.prepare_index_params()
-    index.add_index(field_name=vector_field, **index_params)
+    lite_index.add_index(index, vector_field, index_params)
     dst.create_collection(name, schema=schema, index_params=index)
     fields = [f["name"] for f in described["fields"]]
     src.load_collection(name)
@@ -177,10 +186,6 @@ def _migrate_one(entry, source, target, overwrite):
             )
         dst.drop_collection(name)
     copy_collection(src, dst, name, _index_params(entry, target, source_rows))
-    if entry["kind"] == "transcripts":
-        from plugin.retrieval import lite_index
-
-        lite_index.fit_collection(dst, name)  # by size on Lite; HNSW kept
     dst.load_collection(name)
     target_rows = count_rows(dst, name)
     same, overlap, checks = _compare_searches(src, dst, name, entry["metric"])
@@ -198,13 +203,15 @@ def _migrate_one(entry, source, target, overwrite):
 
 
 def _index_params(entry, target, rows):
-    if entry["kind"] == "frames":
+    """The target's index for ``rows`` rows: by size on Lite, HNSW on a
+    server (brain's build values for frames, ours for text indexes)."""
+    if entry["kind"] == FRAMES:
         from plugin.retrieval.brain_fixes import frame_index_params
 
         return frame_index_params(entry["metric"], target.uri, rows)
-    from plugin.retrieval.transcript_index import _index_params
+    from plugin.retrieval.text_collection import index_params
 
-    return _index_params(target, entry["metric"])
+    return index_params(target, entry["metric"], rows)
 
 
 def _compare_searches(src, dst, name, metric):
@@ -237,27 +244,25 @@ def _hit_id(hit, pk):
 def _search(client, name, field, vector, metric):
     from plugin.retrieval import lite_index
     from plugin.retrieval.frame_index import MILVUS_METRICS
+    from plugin.retrieval.text_collection import search_params
 
     index = lite_index.describe(client, name, field)
-    nprobe = lite_index.nprobe_of(index)
-    params = {"nprobe": nprobe} if nprobe else {"ef": 64}
     return client.search(
         name,
         data=[vector],
         anns_field=field,
         limit=10,
-        search_params={"metric_type": MILVUS_METRICS[metric], "params": params},
+        search_params=search_params(MILVUS_METRICS[metric], 10, index),
         consistency_level="Strong",
     )[0]
 
 
 def _repoint(dataset, source, target):
     """Records the move on the dataset (after verification only)."""
-    from plugin.retrieval.transcript_index import INFO_KEY
+    from plugin.retrieval.text_index import text_sources
 
-    info = dataset.info.get(INFO_KEY)
-    if info:
-        dataset.info[INFO_KEY] = {**info, "milvus_kind": target.kind}
+    for text_source in text_sources():  # every text index the dataset has
+        text_source.moved_to(dataset, target)
     dataset.info[STORE_KEY] = {
         "uri": target.display_uri,
         "kind": target.kind,

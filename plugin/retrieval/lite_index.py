@@ -62,8 +62,9 @@ def is_due(current, wanted, rows):
     kind, want_kind = current.get("index_type"), wanted["index_type"]
     if kind == want_kind == FLAT:
         return False
-    if kind == want_kind:
-        return int(wanted["params"]["nlist"]) >= 2 * int(current["params"]["nlist"])
+    if kind == want_kind:  # no nlist described: built flat-params (add_index)
+        now = int((current.get("params") or {}).get("nlist") or 0)
+        return int(wanted["params"]["nlist"]) >= 2 * now
     if want_kind == FLAT:
         return rows < LITE_IVF_ABOVE // 2
     return True
@@ -90,6 +91,20 @@ def _number(value):
         return int(value)
     except (TypeError, ValueError):
         return value
+
+
+def add_index(index_params, field, wanted):
+    """Adds the index ``wanted`` (``{"index_type", "metric_type", "params"}``)
+    of ``field`` to a MilvusClient ``prepare_index_params()``, its build
+    parameters kept under ``params``: pymilvus passes ``params`` flat, and
+    Milvus Lite drops flat ones (IVF_FLAT built with its default nlist,
+    described without one, so no search got its ``nprobe``)."""
+    index_params.add_index(
+        field_name=field,
+        index_type=wanted["index_type"],
+        metric_type=wanted["metric_type"],
+        params={"params": dict(wanted.get("params") or {})},  # kept nested
+    )
 
 
 def describe(client, collection, field="vector"):
@@ -124,7 +139,7 @@ def fit_collection(client, collection, field="vector"):
     client.release_collection(collection)
     client.drop_index(collection, current.get("index_name") or field)
     index = client.prepare_index_params()
-    index.add_index(field_name=field, **wanted)
+    add_index(index, field, wanted)
     client.create_index(collection, index)
     client.load_collection(collection)
     return wanted

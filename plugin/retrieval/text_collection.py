@@ -12,11 +12,14 @@ what is indexed, and turning a search row into a
 :func:`store_call` (:mod:`plugin.milvus.guard`).
 """
 
+import json
 import logging
 
 from plugin.clients import forget_milvus_client
+from plugin.errors import IndexConfigError
 from plugin.milvus import LITE_FILE, LOCAL, guard, is_milvus_lite
 from plugin.milvus.schema import TRANSCRIPT_SHAPE
+from plugin.progress import report
 from plugin.retrieval import lite_index
 from plugin.retrieval.frame_index import MILVUS_METRICS
 from plugin.retrieval.hits import TextHit
@@ -30,6 +33,7 @@ ID_MAX = 512
 FIELDS = ["segment_id", "video_id", "start", "end", "text"]
 _INSERT_BATCH = 256  # rows per insert: bounds the gRPC message size
 _MIN_EF = 64
+_EMBED_BATCH = 64
 
 
 def store_call(settings, doing, operation):
@@ -82,26 +86,45 @@ def create_collection(client, connection, name, dimension, metric):
     schema.add_field("end", DataType.DOUBLE)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
     index = client.prepare_index_params()
-    index.add_index(field_name="vector", **index_params(connection, metric))
+    lite_index.add_index(index, "vector", index_params(connection, metric))
     client.create_collection(name, schema=schema, index_params=index)
 
 
-def index_params(connection, metric):
-    """The vector index of a new text collection on ``connection``'s store."""
+def is_lite(connection):
+    """Whether ``connection`` is a Milvus Lite store (indexed by size)."""
+    return connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri)
+
+
+def index_params(connection, metric, rows=0):
+    """The vector index of a text collection of ``rows`` on ``connection``'s
+    store: by size on Milvus Lite (a new one is empty: FLAT, and
+    insert_rows refits it), HNSW on a server."""
     metric_type = MILVUS_METRICS[metric]
-    if connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri):
-        # Created empty: FLAT; insert_rows refits it by size (lite_index)
-        return lite_index.lite_index_params(metric_type, 0)
+    if is_lite(connection):
+        return lite_index.lite_index_params(metric_type, rows)
     params = {"M": 16, "efConstruction": 64}
     return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
 
 
-def search_params(info, k):
-    # HNSW needs ef >= k (newer servers reject less); FLAT ignores it.
-    return {
-        "metric_type": MILVUS_METRICS[info["metric"]],
-        "params": {"ef": max(k, _MIN_EF)},
-    }
+def search_params(metric_type, k, index=None):
+    """Search params for an index described by ``index`` (see
+    :func:`plugin.retrieval.lite_index.describe`): ``nprobe`` for IVF (Lite
+    past its threshold), else ``ef >= k`` (HNSW needs it, newer servers
+    reject less; FLAT ignores it)."""
+    index = index or {}
+    nprobe = lite_index.nprobe_of(index)
+    if not nprobe and str(index.get("index_type", "")).startswith("IVF"):
+        nprobe = lite_index.lite_nprobe(0)  # built before nlist was described
+    params = {"nprobe": nprobe} if nprobe else {"ef": max(k, _MIN_EF)}
+    return {"metric_type": metric_type, "params": params}
+
+
+def current_search_params(client, connection, collection, metric, k):
+    """:func:`search_params` for ``collection``'s index NOW: on Lite another
+    process may have refitted it (FLAT -> IVF_FLAT) since it was built, so
+    its index is read first (~1 ms), as brain_fixes does for frames."""
+    index = lite_index.describe(client, collection) if is_lite(connection) else None
+    return search_params(MILVUS_METRICS[metric], k, index)
 
 
 def insert_rows(client, collection, dataset_name, rows, vectors, upsert=False):
@@ -139,3 +162,33 @@ def indexed_texts(client, collection, page=1000):
         texts.update((row["segment_id"], row["text"]) for row in batch)
     iterator.close()
     return texts
+
+
+def embed_rows(embedder, rows, progress, start, stop):
+    """The vectors of ``rows``' texts, in batches, reporting progress from
+    ``start`` to ``stop``."""
+    vectors = []
+    for first in range(0, len(rows), _EMBED_BATCH):
+        batch = rows[first : first + _EMBED_BATCH]
+        vectors.extend(embedder.embed([r["text"] for r in batch]))
+        done = len(vectors) / len(rows)
+        report(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
+    return vectors
+
+
+def refuse_foreign_rows(client, connection, name, dataset_name, what):
+    """Raises if ``name`` holds rows of another dataset than ``dataset_name``
+    (overwriting it would delete that dataset's ``what`` index)."""
+    found = client.query(
+        name,
+        filter=f"dataset != {json.dumps(dataset_name[:ID_MAX])}",
+        output_fields=["dataset"],
+        limit=1,
+    )
+    if found:
+        raise IndexConfigError(
+            f"Milvus collection {name!r} at {connection.display_uri} holds the "
+            f"{what} index of dataset {found[0]['dataset']!r}; "
+            "overwriting it would delete that index. Choose another "
+            "collection name. The existing collection was left untouched."
+        )

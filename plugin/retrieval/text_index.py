@@ -31,24 +31,21 @@ from plugin.models.text import canonical_name, load_text_embedder
 from plugin.progress import report
 from plugin.retrieval.frame_index import MILVUS_METRICS
 from plugin.retrieval.frame_search import require_k
-from plugin.retrieval.text_collection import (  # noqa: F401 (the index's names)
+from plugin.retrieval.text_collection import (
     FIELDS,
-    ID_MAX,
-    TEXT_MAX_BYTES,
     TEXT_SHAPE,
     create_collection,
+    current_search_params,
     drop_quietly,
+    embed_rows,
     fit_text,
-    index_params,
     indexed_texts,
     insert_rows,
-    search_params,
+    refuse_foreign_rows,
     store_call,
     text_hit,
 )
 from plugin.settings import Settings
-
-_EMBED_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +93,34 @@ class TextSource:
             )
         return info
 
+    @property
+    def kind(self):
+        """Its kind in the store doctor's report and the cleanup ledger."""
+        return self.collection_suffix
+
+    def store_entry(self, dataset):
+        """What the store doctor examines and migrate copies of ``dataset``'s
+        index: ``{"kind", "key", "collection", "metric"}`` (``key``: where
+        ``dataset.info`` records it), or None without an index."""
+        info = self.info(dataset)
+        if not info:
+            return None
+        return {
+            "kind": self.kind,
+            "key": self.info_key,
+            "collection": info["collection_name"],
+            "metric": info["metric"],
+        }
+
+    def moved_to(self, dataset, connection):
+        """Records that ``dataset``'s index now lives on ``connection``'s
+        store (after a verified migration)."""
+        info = self.info(dataset)
+        if info:
+            self._record(
+                dataset._root_dataset, {**info, "milvus_kind": connection.kind}
+            )
+
     def build(
         self,
         dataset,
@@ -141,7 +166,7 @@ class TextSource:
         connection = guard.reachable(settings)
         embedder = load_text_embedder(model_name, settings)
         report(progress, 0.05, f"Embedding {len(rows)} {self.items}")
-        vectors = _embed(embedder, rows, progress, 0.05, 0.8)
+        vectors = embed_rows(embedder, rows, progress, 0.05, 0.8)
         dimension = len(vectors[0])
         name = collection_name or self.default_collection_name(dataset.name)
         replaced = existing["collection_name"] if existing else None
@@ -187,7 +212,7 @@ class TextSource:
         if todo:
             embedder = load_text_embedder(info["text_model"], settings)
             report(progress, 0.05, f"Embedding {len(todo)} new {self.items}")
-            vectors = _embed(embedder, todo, progress, 0.05, 0.9)
+            vectors = embed_rows(embedder, todo, progress, 0.05, 0.9)
             self._check_dimension(info, vectors, embedder)
 
         def write(connection):
@@ -242,7 +267,9 @@ class TextSource:
         self._check_dimension(info, [vector], embedder)
 
         def search(connection):
-            return self._open(connection, info).search(
+            client = self._open(connection, info)
+            params = current_search_params(client, connection, name, info["metric"], k)
+            return client.search(
                 name,
                 data=[vector],
                 limit=k,
@@ -250,7 +277,7 @@ class TextSource:
                 # the next sync) and, for a view, in the view.
                 filter=f"video_id in {json.dumps(live)}",
                 output_fields=FIELDS,
-                search_params=search_params(info, k),
+                search_params=params,
                 consistency_level="Strong",
             )[0]
 
@@ -282,7 +309,7 @@ class TextSource:
                     "or pass overwrite=True to replace it."
                 )
             if exists:
-                self._refuse_foreign_rows(client, connection, name, dataset.name)
+                refuse_foreign_rows(client, connection, name, dataset.name, self.what)
         for old in {replaced, name} - {None}:
             if client.has_collection(old):
                 client.drop_collection(old)
@@ -296,21 +323,6 @@ class TextSource:
         except BaseException:
             drop_quietly(client, name)
             raise
-
-    def _refuse_foreign_rows(self, client, connection, name, dataset_name):
-        found = client.query(
-            name,
-            filter=f"dataset != {json.dumps(dataset_name[:ID_MAX])}",
-            output_fields=["dataset"],
-            limit=1,
-        )
-        if found:
-            raise IndexConfigError(
-                f"Milvus collection {name!r} at {connection.display_uri} holds the "
-                f"{self.what} index of dataset {found[0]['dataset']!r}; "
-                "overwriting it would delete that index. Choose another "
-                "collection name. The existing collection was left untouched."
-            )
 
     def _live_rows(self, dataset, require):
         """Rows with text of the videos that still have frames in ``dataset``.
@@ -365,11 +377,11 @@ def video_ids(samples):
     return {v for v in samples.distinct("video_id") if v}
 
 
-def _embed(embedder, rows, progress, start, stop):
-    vectors = []
-    for first in range(0, len(rows), _EMBED_BATCH):
-        batch = rows[first : first + _EMBED_BATCH]
-        vectors.extend(embedder.embed([r["text"] for r in batch]))
-        done = len(vectors) / len(rows)
-        report(progress, start + (stop - start) * done, f"Embedded {len(vectors)}")
-    return vectors
+def text_sources():
+    """Every kind of text index, in one place: the store doctor examines,
+    and migrate copies, each one a dataset has. A new text index is a
+    :class:`TextSource` listed here."""
+    from plugin.retrieval.screen_text_index import SCREEN_TEXT
+    from plugin.retrieval.transcript_index import TRANSCRIPTS
+
+    return (TRANSCRIPTS, SCREEN_TEXT)

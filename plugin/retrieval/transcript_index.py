@@ -19,7 +19,6 @@ from collections import defaultdict
 from plugin.retrieval.hits import Frame, read_frames
 from plugin.retrieval.text_collection import TEXT_MAX_BYTES
 from plugin.retrieval.text_collection import create_collection as _create_collection
-from plugin.retrieval.text_collection import index_params as _index_params
 from plugin.retrieval.text_collection import insert_rows as _insert
 from plugin.retrieval.text_index import TextSource
 from plugin.video.alignment import segment_frame_ids
@@ -33,7 +32,6 @@ __all__ = [
     "TRANSCRIPTS",
     "_attach_frames",
     "_create_collection",
-    "_index_params",
     "_insert",
     "build_transcript_index",
     "delete_transcript_index",
