@@ -158,6 +158,14 @@ def test_migrate_copies_verifies_and_repoints_leaving_the_source(
         assert rows == {k: (names[k], n, n) for k, n in ROWS.items()}
         assert all(r["same_top1"] == r["checks"] > 0 for r in result["collections"])
         assert all(r["overlap_at_10"] == 1.0 for r in result["collections"])
+        # the server's indexes: HNSW with the build params asked for
+        server = real_milvus.milvus().client()
+        built = {k: lite_index.describe(server, n) for k, n in names.items()}
+        assert {k: (b["index_type"], b["params"]["M"]) for k, b in built.items()} == {
+            "frames": ("HNSW", 8),  # brain's own M
+            "transcripts": ("HNSW", 16),
+            "screen_text": ("HNSW", 16),
+        }
         # the source is intact
         client = local_store.milvus().client()
         assert all(client.has_collection(n) for n in names.values())

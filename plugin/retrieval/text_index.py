@@ -12,10 +12,11 @@ hit maps back to frames, and where its settings are recorded in
 ``dataset.info`` (text model, dimension, metric, collection, Milvus kind;
 never credentials), so that search and sync embed with the model the index
 was built with (the collection calls: :mod:`plugin.retrieval.text_collection`).
-Every store call goes through :mod:`plugin.milvus.guard`: a
-dead store fails fast, a restarted one is reconnected; a build checks an
-existing collection's shape and owner before it writes, and drops what it
-created if the writing fails.
+:func:`text_sources` lists every kind of text index (what the store doctor
+and migrate examine and copy). Every store call goes through
+:mod:`plugin.milvus.guard`: a dead store fails fast, a restarted one is
+reconnected; a build checks an existing collection's shape and owner before
+it writes, and drops what it created if the writing fails.
 """
 
 import dataclasses
