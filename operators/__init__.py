@@ -14,7 +14,7 @@ from .import_videos import ImportStatus, ImportVideoBatch, ImportVideos
 from .lab import ImportJudgments, MarkRelevant
 from .moments import DensifyMoments, OpenMoments, ShowMomentsView
 from .screen_text import BuildIndexes, ReadScreenText
-from .similarity import IndexFrames, SearchFrames, SyncFrameIndex
+from .similarity import IndexFrameBatch, IndexFrames, SearchFrames, SyncFrameIndex
 from .store import MilvusStoreStatus
 from .transcripts import IndexTranscripts, SearchTranscript
 
@@ -24,6 +24,7 @@ OPERATORS = [
     ImportVideoBatch,
     ImportStatus,
     IndexFrames,
+    IndexFrameBatch,
     SyncFrameIndex,
     SearchFrames,
     IndexTranscripts,

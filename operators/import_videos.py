@@ -3,8 +3,8 @@
 ``import_videos`` imports in its own operation, or fans out (``fan_out``):
 one delegated operation per video (``import_video_batch``), so that several
 ``fiftyone delegated launch`` workers share the work; ``import_status``
-shows such a job's progress and queues its failed videos again. See
-:mod:`plugin.video.fanout` and docs/scaling.md.
+shows the progress of such a job (or of a fanned-out frame index job) and
+queues its failed parts again. See :mod:`plugin.jobs` and docs/scaling.md.
 """
 
 import dataclasses
@@ -12,11 +12,13 @@ import time
 
 import fiftyone.operators.types as types
 
+from plugin import jobs
 from plugin.models.speech import (
     BACKENDS,
     DEFAULT_SPEECH_MODEL,
     speech_model_choices,
 )
+from plugin.retrieval import index_fanout
 from plugin.video import fanout
 from plugin.video.importer import (
     DEFAULT_DATASET,
@@ -113,46 +115,58 @@ class ImportVideoBatch(
 
     def run(self, ctx):
         records = fanout.run_batch(
-            ctx.params["dataset_name"], ctx.params["job_id"], ctx.params["videos"]
+            ctx.params["dataset_name"], ctx.params["job_id"], ctx.params["parts"]
         )
-        return {"summary": "\n".join(_video_line(r) for r in records)}
+        return {"summary": "\n".join(_part_line(r) for r in records)}
 
     def outputs(self, ctx, outputs):
         outputs.str("summary", label="Videos", view=types.MarkdownView())
 
 
-class ImportStatus(WorkbenchOperator, label="import status"):
-    """Shows the progress of a fanned-out import job, and queues its
-    failed videos again."""
+class ImportStatus(WorkbenchOperator, label="import and index status"):
+    """Shows the progress of a fanned-out import or frame index job, and
+    queues its failed parts again."""
 
     def form(self, ctx, inputs):
-        jobs = fanout.list_jobs(ctx.dataset) if ctx.dataset is not None else []
-        if not jobs:
-            prop = inputs.str("job_id", label="Import job")
-            mark_invalid(prop, "This dataset has no fanned-out import jobs")
+        found = jobs.list_jobs(ctx.dataset) if ctx.dataset is not None else []
+        if not found:
+            prop = inputs.str("job_id", label="Job")
+            mark_invalid(prop, "This dataset has no fanned-out import or index jobs")
             return
-        choices = {j["job_id"]: f"{j['job_id']} ({j['total']} videos)" for j in jobs}
-        dropdown(inputs, "job_id", choices, jobs[0]["job_id"], "Import job")
-        inputs.bool("retry_failed", default=False, label="Queue failed videos again")
+        choices = {j["job_id"]: _job_choice(j) for j in found}
+        dropdown(inputs, "job_id", choices, found[0]["job_id"], "Job")
+        inputs.bool("retry_failed", default=False, label="Queue failed parts again")
 
     def run(self, ctx):
         job_id = ctx.params["job_id"]
         queued = []
         if ctx.params.get("retry_failed"):
-            queued = fanout.retry_failed(ctx.dataset.name, job_id)
-        status = fanout.job_status(ctx.dataset.name, job_id)
+            queued = jobs.retry_failed(ctx.dataset.name, job_id)
+        status = jobs.job_status(ctx.dataset.name, job_id)
         head = (
             f"**{status['done']}/{status['total']} done** "
             f"({status['failed']} failed, {status['pending']} pending)"
         )
+        if status["kind"] == index_fanout.KIND:
+            indexed, frames = index_fanout.frame_counts(status)
+            key = status["params"]["brain_key"]
+            head += f"; {indexed}/{frames} frames in index '{key}'"
         if queued:
-            head += f"; queued {len(queued)} failed video(s) again"
-        lines = [head, ""] + [_video_line(v) for v in status["videos"]]
+            head += f"; queued {len(queued)} failed part(s) again"
+        lines = [head, ""] + [_part_line(p) for p in status["parts"]]
         return {"fraction": status["fraction"], "summary": "\n".join(lines)}
 
     def outputs(self, ctx, outputs):
         outputs.float("fraction", label="Done (fraction)")
-        outputs.str("summary", label="Videos", view=types.MarkdownView())
+        outputs.str("summary", label="Parts", view=types.MarkdownView())
+
+
+def _job_choice(job):
+    if job.get("kind") == index_fanout.KIND:
+        what = f"index '{job['params']['brain_key']}', {job['total']} part(s)"
+    else:
+        what = f"import, {job['total']} video(s)"
+    return f"{job['job_id']} ({what})"
 
 
 def _fan_out_inputs(ctx, inputs):
@@ -182,10 +196,10 @@ def _fan_out(ctx, plugin_name, options):
     return {"job_id": job["job_id"], "summary": "\n".join([summary, *skipped])}
 
 
-def _video_line(record):
+def _part_line(record):
     note = f" - {record['message']}" if record.get("message") else ""
     tries = f", attempt {record['attempts']}" if record.get("attempts", 0) > 1 else ""
-    return f"- [{record['status']}{tries}] {record['path']}{note}"
+    return f"- [{record['status']}{tries}] {record['label']}{note}"
 
 
 def split_paths(text):

@@ -1,4 +1,12 @@
-"""Operators: build/sync a frame index on Milvus, search frames by text."""
+"""Operators: build/sync a frame index on Milvus, search frames by text.
+
+``index_frames`` builds in its own operation, or fans out (``fan_out``): one
+delegated operation per N frames (``index_frame_batch``), so that several
+``fiftyone delegated launch`` workers share the work; ``import_status``
+shows the job. See :mod:`plugin.retrieval.index_fanout`.
+"""
+
+import fiftyone.operators.types as types
 
 from plugin.models.image_text import (
     DEFAULT_IMAGE_TEXT_MODEL,
@@ -14,6 +22,11 @@ from plugin.retrieval.frame_index import (
     sync_frame_index,
 )
 from plugin.retrieval.frame_search import hits_view, search_frames
+from plugin.retrieval.index_fanout import (
+    FRAMES_PER_OPERATION,
+    fan_out_index,
+    run_index_batch,
+)
 
 from .forms import (
     MANY_FRAMES,
@@ -23,8 +36,10 @@ from .forms import (
     frame_index_input,
     mark_invalid,
     milvus_input,
+    number_param,
     search_inputs,
     search_request,
+    settings_from,
     table_output,
     work_args,
 )
@@ -54,18 +69,21 @@ class IndexFrames(
             description="Empty: derived from the dataset name and brain key",
         )
         milvus_input(ctx, inputs)
+        _fan_out_inputs(ctx, inputs)
 
     def run(self, ctx):
-        index = build_frame_index(
-            ctx.target_view(),
-            model=_model_name(ctx.params),
-            brain_key=ctx.params.get("brain_key") or DEFAULT_BRAIN_KEY,
-            metric=ctx.params.get("metric", "cosine"),
-            consistency_level=ctx.params.get("consistency_level", "Session"),
-            collection_name=ctx.params.get("collection_name") or None,
-            overwrite=bool(ctx.params.get("overwrite", False)),
+        request = {
+            "model": _model_name(ctx.params),
+            "brain_key": ctx.params.get("brain_key") or DEFAULT_BRAIN_KEY,
+            "metric": ctx.params.get("metric", "cosine"),
+            "consistency_level": ctx.params.get("consistency_level", "Session"),
+            "collection_name": ctx.params.get("collection_name") or None,
+            "overwrite": bool(ctx.params.get("overwrite", False)),
             **work_args(ctx),
-        )
+        }
+        if ctx.params.get("fan_out"):
+            return _fan_out(ctx, self.plugin_name, request)
+        index = build_frame_index(ctx.target_view(), **request)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return {
@@ -76,8 +94,41 @@ class IndexFrames(
 
     def outputs(self, ctx, outputs):
         outputs.str("brain_key", label="Brain key (pick it in the App's search)")
+        if (ctx.results or {}).get("job_id"):
+            outputs.str("job_id", label="Index job (see 'import and index status')")
+            outputs.str("summary", label="Parts", view=types.MarkdownView())
+            return
         outputs.int("vectors", label="Vectors in the index")
         outputs.str("collection", label="Milvus collection")
+
+
+class IndexFrameBatch(
+    WorkbenchOperator, label="index frame batch (fan-out part)", background=True
+):
+    """Indexes some frames of a fanned-out index job (queued by 'index
+    frames'; runs in a delegated worker)."""
+
+    @property
+    def config(self):
+        config = super().config
+        config.unlisted = True  # queued by a job, not chosen by users
+        return config
+
+    def resolve_delegation(self, ctx):
+        return True
+
+    def run(self, ctx):
+        records = run_index_batch(
+            ctx.params["dataset_name"],
+            ctx.params["job_id"],
+            ctx.params["parts"],
+            settings=settings_from(ctx),
+        )
+        lines = [f"- [{r['status']}] {r['label']}: {r['message']}" for r in records]
+        return {"summary": "\n".join(lines)}
+
+    def outputs(self, ctx, outputs):
+        outputs.str("summary", label="Parts", view=types.MarkdownView())
 
 
 class SyncFrameIndex(WorkbenchOperator, label="sync frame index", background=True):
@@ -122,6 +173,51 @@ class SearchFrames(WorkbenchOperator, label="search frames by text"):
     def outputs(self, ctx, outputs):
         columns = {"rank": "#", "score": "Score", "video": "Video", "time": "Time"}
         table_output(outputs, "hits", columns, "Frames")
+
+
+def _fan_out_inputs(ctx, inputs):
+    inputs.bool(
+        "fan_out",
+        default=False,
+        label="One background operation per N frames",
+        description="For several delegated workers (fiftyone delegated launch) "
+        "sharing the indexing; follow it with 'import and index status'",
+    )
+    if not ctx.params.get("fan_out"):
+        return
+    prop = inputs.int(
+        "frames_per_operation",
+        default=FRAMES_PER_OPERATION,
+        label="Frames per operation (N)",
+    )
+    if ctx.params.get("frames_per_operation") is not None:
+        flag(prop, lambda: _frames_per_operation(ctx))
+
+
+def _frames_per_operation(ctx):
+    return number_param(
+        ctx, "frames_per_operation", FRAMES_PER_OPERATION, "Frames per operation", True
+    )
+
+
+def _fan_out(ctx, plugin_name, request):
+    job = fan_out_index(
+        ctx.target_view(),
+        f"{plugin_name}/{IndexFrameBatch.operator_name}",
+        frames_per_operation=_frames_per_operation(ctx),
+        **request,
+    )
+    summary = (
+        f"- Queued {job['params']['frames']} frame(s) as {job['total']} "
+        f"delegated operation(s), job {job['job_id']}: run "
+        "`fiftyone delegated launch` on one or more machines; "
+        "progress: 'import and index status'"
+    )
+    return {
+        "brain_key": request["brain_key"],
+        "job_id": job["job_id"],
+        "summary": summary,
+    }
 
 
 def _hit_row(hit):

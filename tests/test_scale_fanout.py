@@ -19,8 +19,7 @@ from fiftyone import ViewField as F
 from fiftyone.operators.delegated import DelegatedOperationService
 from support.synth import Scene, make_narrated_video, solid_image
 
-from plugin import process
-from plugin.video import fanout
+from plugin import jobs, process
 from plugin.video.importer import import_videos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +55,7 @@ def workers(tmp_path, plugin_loaded):
     env = {
         **__import__("os").environ,
         "FIFTYONE_PLUGINS_DIR": str(plugins),
-        "FIFTYONE_DATABASE_URI": fanout.database_uri(),
+        "FIFTYONE_DATABASE_URI": jobs.database_uri(),
     }
     cli = Path(sys.executable).with_name("fiftyone")
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
@@ -78,10 +77,11 @@ def workers(tmp_path, plugin_loaded):
             process.stop_group(proc.pid, grace=5)
 
 
-def _wait_for(dataset_name, job_id, logs):
+def wait_for_job(dataset_name, job_id, logs):
+    """The job's status once none of its parts is pending."""
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while True:
-        status = fanout.job_status(dataset_name, job_id)
+        status = jobs.job_status(dataset_name, job_id)
         if status["pending"] == 0:
             return status
         assert time.monotonic() < deadline, (
@@ -91,13 +91,13 @@ def _wait_for(dataset_name, job_id, logs):
         time.sleep(1.0)
 
 
-def _job_of(dataset_name, logs):
-    """The dataset's one job, once all its operations are queued."""
+def job_of(dataset_name, logs, kind):
+    """The dataset's one job of ``kind``, once all its operations are queued."""
     deadline = time.monotonic() + 120
     while True:
-        jobs = fanout.list_jobs(dataset_name)
-        if jobs and "operations" in jobs[0]:
-            (job,) = jobs
+        found = jobs.list_jobs(dataset_name, kind)
+        if found and "operations" in found[0]:
+            (job,) = found
             return job
         assert time.monotonic() < deadline, [log.read_text()[-3000:] for log in logs]
         time.sleep(0.5)
@@ -120,19 +120,19 @@ def test_two_workers_import_a_fanned_out_job_once_each(
         },
         request_delegation=True,
     )
-    job = _job_of(dataset_name, workers)
+    job = job_of(dataset_name, workers, "import")
     assert job["total"] == 7 and len(job["operations"]) == 7
-    status = _wait_for(dataset_name, job["job_id"], workers)
+    status = wait_for_job(dataset_name, job["job_id"], workers)
 
-    by_name = {Path(v["path"]).name: v for v in status["videos"]}
+    by_name = {Path(v["path"]).name: v for v in status["parts"]}
     assert status["done"] == 7 and status["fraction"] == 1.0
     assert status["failed"] == 1 and by_name["broken.mp4"]["status"] == "failed"
     assert by_name["broken.mp4"]["attempts"] == 2  # retried, alone
     good = [by_name[f"v{n}.mp4"] for n in range(len(WORDS))]
-    assert all(v["attempts"] == 1 for v in good), status["videos"]
-    assert all(v["status"] == "imported" for v in good[1:]), status["videos"]
-    assert {v["pid"] for v in status["videos"]} == {v["pid"] for v in good}
-    assert len({v["pid"] for v in status["videos"]}) == 2  # both workers worked
+    assert all(v["attempts"] == 1 for v in good), status["parts"]
+    assert all(v["status"] == "imported" for v in good[1:]), status["parts"]
+    assert {v["pid"] for v in status["parts"]} == {v["pid"] for v in good}
+    assert len({v["pid"] for v in status["parts"]}) == 2  # both workers worked
     # the copy raced the original on the other worker: one import between them
     pair = {by_name["v0.mp4"]["status"], by_name["v0_copy.mp4"]["status"]}
     assert pair <= {"imported", "unchanged"} and "imported" in pair
@@ -162,9 +162,9 @@ def test_two_workers_import_a_fanned_out_job_once_each(
 
     # The file is fixed; its video alone is queued again
     _video(library / "broken.mp4", 9, "dog")
-    assert len(fanout.retry_failed(dataset_name, job["job_id"])) == 1
-    status = _wait_for(dataset_name, job["job_id"], workers)
-    fixed = {Path(v["path"]).name: v for v in status["videos"]}["broken.mp4"]
+    assert len(jobs.retry_failed(dataset_name, job["job_id"])) == 1
+    status = wait_for_job(dataset_name, job["job_id"], workers)
+    fixed = {Path(v["path"]).name: v for v in status["parts"]}["broken.mp4"]
     assert status["failed"] == 0 and fixed["status"] == "imported"
     dataset.reload()
     assert len(dataset) == frames_before + fixed["num_frames"]
