@@ -210,3 +210,45 @@ def test_prepare_process_warns_but_never_raises_for_the_store(caplog):
     assert "ftp://nowhere:1" in record.getMessage()
     assert "s3cret-pw" not in record.getMessage()
     assert brain_fixes.is_applied()  # the rest of the process is prepared
+
+
+def test_inserts_numpy_batches_with_exact_rows_on_the_real_server(real_milvus):
+    """brain's plain add_to_index path is ours on a real server: rows sent as
+    numpy arrays in INSERT_BATCH calls (not brain's 100), every row stored
+    once with its exact vector, and brain's own search finds them."""
+    prepare_process(real_milvus)
+    connection = real_milvus.milvus()
+    dataset = fo.Dataset(f"vrag-insert-{uuid.uuid4().hex[:8]}")
+    rows = 2 * brain_fixes.INSERT_BATCH + 7
+    dataset.add_samples([fo.Sample(filepath=f"/x/{i}.jpg") for i in range(rows)])
+    ids = dataset.values("id")
+    vectors = np.random.default_rng(1).normal(size=(rows, 24)).astype(np.float32)
+    index = fob.compute_similarity(
+        dataset,
+        backend="milvus",
+        brain_key="inserts",
+        embeddings=False,
+        metric="cosine",
+        collection_name=f"vrag_insert_{uuid.uuid4().hex[:8]}",
+        consistency_level="Strong",
+        **connection.credentials(),
+    )
+    try:
+        index.add_to_index(vectors[:1], ids[:1])  # creates the collection
+        sent = []
+        insert = index.collection.insert
+        index.collection.insert = lambda data, *a, **k: (
+            sent.append(len(data[0])),
+            insert(data, *a, **k),
+        )[1]
+        index.add_to_index(vectors[1:], ids[1:])
+        assert sent == [brain_fixes.INSERT_BATCH, brain_fixes.INSERT_BATCH, 6]
+        assert index.collection.num_entities == rows
+        stored, stored_ids, _ = index.get_embeddings(sample_ids=ids[-3:])
+        assert list(stored_ids) == ids[-3:]
+        assert np.allclose(stored, vectors[-3:], atol=1e-6)
+        found, _ = index._kneighbors(query=vectors[1500], k=1)
+        assert found == [ids[1500]]
+    finally:
+        index.cleanup()
+        dataset.delete()

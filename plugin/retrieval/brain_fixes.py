@@ -21,9 +21,14 @@ index type first (another process may have re-indexed it) and passes
 ``nprobe`` for IVF.
 Measured on realistic vectors in bench/results/scale_milvus.md.
 
-Brain inserts 100 rows per call; larger calls were NOT faster on Milvus Lite
-(bench/results/scale_milvus.md: 13.5k rows/s at 100 per call, 10.5k at
-1000), so its batch size is left alone.
+Inserts: brain's ``add_to_index`` turns every vector into a Python list
+(``tolist()``) and inserts 100 rows per call. On a Milvus server that is the
+bottleneck of a build (bench/results/scale_server.md); its plain path (new
+ids, no label ids, nothing to check or overwrite: every call we make) is
+replaced by :func:`_insert`, the same rows as numpy arrays in calls of
+:data:`INSERT_BATCH`, then brain's flush. Other calls go to brain with the
+larger batch. (On Milvus Lite the batch made no difference:
+bench/results/scale_milvus.md.)
 
 Nothing happens on import: :func:`plugin.runtime.prepare_process` calls
 :func:`apply` (from the plugin's ``register()``, so the App server's search
@@ -37,6 +42,7 @@ import functools
 import logging
 import threading
 
+import numpy as np
 from fiftyone.brain.internal.core import milvus as brain_milvus
 
 from plugin.milvus.resolver import is_milvus_lite
@@ -46,7 +52,8 @@ WRITTEN_FOR = "0.27.0"  # re-check this module before changing it
 
 _MIN_EF = 64
 _MAX_EF = 32768  # Milvus' upper bound for HNSW ef
-_HNSW_BUILD = {"M": 8, "efConstruction": 64}  # brain's own values
+HNSW_BUILD = {"M": 8, "efConstruction": 64}  # brain's own values
+INSERT_BATCH = 1000  # rows per insert call (brain's: 100)
 _LOCK = threading.Lock()
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ def _index_params(config):
     metric = milvus_metric(config.metric)
     if is_milvus_lite(config.uri):  # created empty: FLAT until it grows
         return lite_index.lite_index_params(metric, 0)
-    return {"metric_type": metric, "index_type": "HNSW", "params": _HNSW_BUILD}
+    return {"metric_type": metric, "index_type": "HNSW", "params": HNSW_BUILD}
 
 
 def frame_index_params(metric, uri, rows=0):
@@ -161,13 +168,40 @@ def _recovering(index, search):
 
 def _wrap_add_to_index(original):
     @functools.wraps(original)
-    def add_to_index(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        fit_lite_index(self)  # brain flushed: the row count is exact
-        return result
+    def add_to_index(self, embeddings, sample_ids, label_ids=None, **kwargs):
+        kwargs.setdefault("batch_size", INSERT_BATCH)
+        if label_ids is None and _plain_insert(kwargs):
+            _insert(self, embeddings, sample_ids, kwargs["batch_size"])
+            if kwargs.get("reload", True):
+                self.reload()
+        else:
+            original(self, embeddings, sample_ids, label_ids=label_ids, **kwargs)
+        fit_lite_index(self)  # flushed: the row count is exact
 
     add_to_index._vrag_fixed = True
     return add_to_index
+
+
+def _plain_insert(kwargs):
+    """brain's defaults: no lookup of existing ids (brain inserts them as is)."""
+    return (
+        kwargs.get("overwrite", True)
+        and kwargs.get("allow_existing", True)
+        and not kwargs.get("warn_existing", False)
+    )
+
+
+def _insert(index, embeddings, sample_ids, batch_size):
+    """What brain's add_to_index does on its plain path, with numpy arrays
+    (pymilvus packs them without a Python float per element)."""
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if index._collection is None:
+        index._create_collection(vectors.shape[1])
+    ids = [str(i) for i in sample_ids]
+    for first in range(0, len(ids), batch_size):
+        part = ids[first : first + batch_size]
+        index._collection.insert([part, vectors[first : first + batch_size], part])
+    index._collection.flush()
 
 
 def is_applied():
