@@ -10,7 +10,8 @@ from .curation import (
     RepresentativeFrames,
     SelectShownFrames,
 )
-from .import_videos import ImportStatus, ImportVideoBatch, ImportVideos
+from .import_videos import ImportVideoBatch, ImportVideos
+from .jobs import ImportStatus
 from .lab import ImportJudgments, MarkRelevant
 from .moments import DensifyMoments, OpenMoments, ShowMomentsView
 from .screen_text import BuildIndexes, ReadScreenText

@@ -3,8 +3,8 @@
 ``import_videos`` imports in its own operation, or fans out (``fan_out``):
 one delegated operation per video (``import_video_batch``), so that several
 ``fiftyone delegated launch`` workers share the work; ``import_status``
-shows the progress of such a job (or of a fanned-out frame index job) and
-queues its failed parts again. See :mod:`plugin.jobs` and docs/scaling.md.
+(:mod:`operators.jobs`) shows the progress of such a job and queues its
+failed videos again. See :mod:`plugin.video.fanout` and docs/scaling.md.
 """
 
 import dataclasses
@@ -12,13 +12,11 @@ import time
 
 import fiftyone.operators.types as types
 
-from plugin import jobs
 from plugin.models.speech import (
     BACKENDS,
     DEFAULT_SPEECH_MODEL,
     speech_model_choices,
 )
-from plugin.retrieval import index_fanout
 from plugin.video import fanout
 from plugin.video.importer import (
     DEFAULT_DATASET,
@@ -29,6 +27,7 @@ from plugin.video.importer import (
 from plugin.video.options import ImportOptions
 
 from .forms import WorkbenchOperator, dropdown, mark_invalid, progress_of
+from .jobs import JobPart, fan_out_input
 
 # Imports bigger than this run as delegated operations by default.
 _BACKGROUND_ABOVE_BYTES = 50 * 1024 * 1024
@@ -61,7 +60,7 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
             description="Only frames whose picture changed are read. Worth it "
             "for talks and screen recordings; see docs/screen_text.md",
         )
-        _fan_out_inputs(ctx, inputs)
+        fan_out_input(inputs, "One background operation per video", "import")
         _flag_problems(ctx, inputs)
 
     def is_large(self, ctx):
@@ -92,91 +91,20 @@ class ImportVideos(WorkbenchOperator, label="import videos", background=True):
 
     def outputs(self, ctx, outputs):
         if (ctx.results or {}).get("job_id"):
-            outputs.str("job_id", label="Import job (see 'import status')")
+            outputs.str("job_id", label="Import job (see 'import and index status')")
         else:
             outputs.int("num_failed", label="Videos that failed")
         outputs.str("summary", label="Per video", view=types.MarkdownView())
 
 
-class ImportVideoBatch(
-    WorkbenchOperator, label="import video batch (fan-out part)", background=True
-):
+class ImportVideoBatch(JobPart, label="import video batch (fan-out part)"):
     """Imports some videos of a fanned-out import job (queued by 'import
     videos'; runs in a delegated worker)."""
 
-    @property
-    def config(self):
-        config = super().config
-        config.unlisted = True  # queued by a job, not chosen by users
-        return config
-
-    def resolve_delegation(self, ctx):
-        return True
-
-    def run(self, ctx):
-        records = fanout.run_batch(
+    def run_parts(self, ctx):
+        return fanout.run_batch(
             ctx.params["dataset_name"], ctx.params["job_id"], ctx.params["parts"]
         )
-        return {"summary": "\n".join(_part_line(r) for r in records)}
-
-    def outputs(self, ctx, outputs):
-        outputs.str("summary", label="Videos", view=types.MarkdownView())
-
-
-class ImportStatus(WorkbenchOperator, label="import and index status"):
-    """Shows the progress of a fanned-out import or frame index job, and
-    queues its failed parts again."""
-
-    def form(self, ctx, inputs):
-        found = jobs.list_jobs(ctx.dataset) if ctx.dataset is not None else []
-        if not found:
-            prop = inputs.str("job_id", label="Job")
-            mark_invalid(prop, "This dataset has no fanned-out import or index jobs")
-            return
-        choices = {j["job_id"]: _job_choice(j) for j in found}
-        dropdown(inputs, "job_id", choices, found[0]["job_id"], "Job")
-        inputs.bool("retry_failed", default=False, label="Queue failed parts again")
-
-    def run(self, ctx):
-        job_id = ctx.params["job_id"]
-        queued = []
-        if ctx.params.get("retry_failed"):
-            queued = jobs.retry_failed(ctx.dataset.name, job_id)
-        status = jobs.job_status(ctx.dataset.name, job_id)
-        head = (
-            f"**{status['done']}/{status['total']} done** "
-            f"({status['failed']} failed, {status['pending']} pending)"
-        )
-        if status["kind"] == index_fanout.KIND:
-            indexed, frames = index_fanout.frame_counts(status)
-            key = status["params"]["brain_key"]
-            head += f"; {indexed}/{frames} frames in index '{key}'"
-        if queued:
-            head += f"; queued {len(queued)} failed part(s) again"
-        lines = [head, ""] + [_part_line(p) for p in status["parts"]]
-        return {"fraction": status["fraction"], "summary": "\n".join(lines)}
-
-    def outputs(self, ctx, outputs):
-        outputs.float("fraction", label="Done (fraction)")
-        outputs.str("summary", label="Parts", view=types.MarkdownView())
-
-
-def _job_choice(job):
-    if job.get("kind") == index_fanout.KIND:
-        what = f"index '{job['params']['brain_key']}', {job['total']} part(s)"
-    else:
-        what = f"import, {job['total']} video(s)"
-    return f"{job['job_id']} ({what})"
-
-
-def _fan_out_inputs(ctx, inputs):
-    inputs.bool(
-        "fan_out",
-        default=False,
-        label="One background operation per video",
-        description="For several delegated workers (fiftyone delegated launch) "
-        "sharing the import; follow it with 'import status'",
-    )
 
 
 def _fan_out(ctx, plugin_name, options):
@@ -190,16 +118,10 @@ def _fan_out(ctx, plugin_name, options):
         f"- Queued {job['total']} video(s) as {len(job['operations'])} "
         f"delegated operation(s), job {job['job_id']}: run "
         "`fiftyone delegated launch` on one or more machines; "
-        "progress: 'import status'"
+        "progress: 'import and index status'"
     )
     skipped = [f"- skipped {p['path']}: {p['message']}" for p in job["problems"]]
     return {"job_id": job["job_id"], "summary": "\n".join([summary, *skipped])}
-
-
-def _part_line(record):
-    note = f" - {record['message']}" if record.get("message") else ""
-    tries = f", attempt {record['attempts']}" if record.get("attempts", 0) > 1 else ""
-    return f"- [{record['status']}{tries}] {record['label']}{note}"
 
 
 def split_paths(text):

@@ -43,6 +43,7 @@ from .forms import (
     table_output,
     work_args,
 )
+from .jobs import JobPart, fan_out_input
 
 _CUSTOM = "custom"
 _K = 25  # frames a search shows by default
@@ -102,33 +103,17 @@ class IndexFrames(
         outputs.str("collection", label="Milvus collection")
 
 
-class IndexFrameBatch(
-    WorkbenchOperator, label="index frame batch (fan-out part)", background=True
-):
+class IndexFrameBatch(JobPart, label="index frame batch (fan-out part)"):
     """Indexes some frames of a fanned-out index job (queued by 'index
     frames'; runs in a delegated worker)."""
 
-    @property
-    def config(self):
-        config = super().config
-        config.unlisted = True  # queued by a job, not chosen by users
-        return config
-
-    def resolve_delegation(self, ctx):
-        return True
-
-    def run(self, ctx):
-        records = run_index_batch(
+    def run_parts(self, ctx):
+        return run_index_batch(
             ctx.params["dataset_name"],
             ctx.params["job_id"],
             ctx.params["parts"],
             settings=settings_from(ctx),
         )
-        lines = [f"- [{r['status']}] {r['label']}: {r['message']}" for r in records]
-        return {"summary": "\n".join(lines)}
-
-    def outputs(self, ctx, outputs):
-        outputs.str("summary", label="Parts", view=types.MarkdownView())
 
 
 class SyncFrameIndex(WorkbenchOperator, label="sync frame index", background=True):
@@ -176,13 +161,7 @@ class SearchFrames(WorkbenchOperator, label="search frames by text"):
 
 
 def _fan_out_inputs(ctx, inputs):
-    inputs.bool(
-        "fan_out",
-        default=False,
-        label="One background operation per N frames",
-        description="For several delegated workers (fiftyone delegated launch) "
-        "sharing the indexing; follow it with 'import and index status'",
-    )
+    fan_out_input(inputs, "One background operation per N frames", "indexing")
     if not ctx.params.get("fan_out"):
         return
     prop = inputs.int(

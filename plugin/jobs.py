@@ -111,6 +111,8 @@ def run_parts(dataset, job_id, numbers, work):
             outcome = {"status": FAILED, "message": f"{type(e).__name__}: {e}"}
         record.update(outcome, finished=time.time())
         retry = record["status"] == FAILED and record["attempts"] < job["max_attempts"]
+        if record["status"] == FAILED:  # kept: a retry's success replaces it
+            record["errors"] = record.get("errors", []) + [record["message"]]
         if retry:
             record["status"] = "retrying"
         store.set(key, record)  # before the retry is queued: it claims this

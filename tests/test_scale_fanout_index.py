@@ -105,7 +105,8 @@ def test_two_workers_index_a_fanned_out_job_once_each(
     assert bad["status"] == "failed" and bad["attempts"] == 2, bad  # alone
     assert str(broken) in bad["message"] and bad["indexed"] == PER_OPERATION - 1
     good = [p for p in parts if p is not bad]
-    assert all(p["status"] == "indexed" and p["attempts"] == 1 for p in good), parts
+    tries = [(p["label"], p["status"], p["attempts"], p.get("errors")) for p in parts]
+    assert all(p["status"] == "indexed" and p["attempts"] == 1 for p in good), tries
     assert all(p["indexed"] == PER_OPERATION for p in good), parts
     assert len({p["pid"] for p in parts}) == 2  # both workers worked
     assert frame_counts(status) == (N_FRAMES - 1, N_FRAMES)

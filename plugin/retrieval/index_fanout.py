@@ -1,13 +1,11 @@
 """Fan the indexing of many frames out over FiftyOne's delegated execution.
 
-:func:`fan_out_index` does, once, what must happen before any worker writes:
-the checks of :func:`~plugin.retrieval.frame_index.build_frame_index` (the
-request, the model, the target collection, from a few frames embedded into
-the staging field), the brain run (brain's ``compute_similarity`` with
-``embeddings=False``, naming the embeddings field), and its collection,
-created by indexing ONE frame (brain creates a collection at its first
-insert; workers racing to create it would collide). Then it records a job of
-one part per ``frames_per_operation`` frames (their ids), one delegated
+:func:`fan_out_index` creates the index once, before any worker writes:
+:func:`~plugin.retrieval.frame_index.build_frame_index` on the first few
+frames (every check of a build, the brain run, which brain registers on the
+whole dataset, and its collection: brain creates one at its first insert,
+and workers racing to create it would collide). Then it records a job of one
+part per ``frames_per_operation`` frames (their ids), one delegated
 operation each (:mod:`plugin.jobs`: progress in one place, parts claimed
 atomically, a failed part retried alone).
 
@@ -26,26 +24,14 @@ part, which is retried alone and embeds only what is still missing.
 from urllib.parse import urlsplit
 
 from plugin import jobs
-from plugin.cleanup import record_collection
-from plugin.errors import InvalidInputError
 from plugin.inputs import require_int
-from plugin.milvus import guard
 from plugin.milvus.resolver import is_milvus_lite
-from plugin.models.image_text import resolve_image_text_model
 from plugin.progress import report
 from plugin.retrieval.frame_index import (
     _as_array,
-    _check_target,
-    _drop_field,
     _embedded,
-    _load_embedder,
-    _replaced_collection,
-    _swap_in,
-    _write_index,
-    default_collection_name,
-    delete_frame_index,
+    build_frame_index,
     embeddings_field_for,
-    staging_field_for,
     validate_request,
 )
 from plugin.retrieval.frame_store import (
@@ -53,86 +39,64 @@ from plugin.retrieval.frame_store import (
     load_frame_index,
     with_frame_index,
 )
-from plugin.runtime import prepare_process
 from plugin.settings import Settings
 
 KIND = "index"
 FRAMES_PER_OPERATION = 2000
-_PROBE_FRAMES = 8  # frames tried for the model's dimension
+_FIRST_FRAMES = 8  # the index is created from these, by build_frame_index
 _QUERY_IDS = 1000  # ids per "which of these are indexed" query
 
 
 def fan_out_index(
     samples,
     child_operator,
-    model=None,
-    brain_key=DEFAULT_BRAIN_KEY,
-    metric="cosine",
-    consistency_level="Session",
-    collection_name=None,
-    overwrite=False,
     frames_per_operation=FRAMES_PER_OPERATION,
-    batch_size=16,
     max_attempts=jobs.MAX_ATTEMPTS,
+    batch_size=16,
     progress=None,
     settings=None,
+    **request,
 ):
-    """Creates the frame index ``brain_key`` of ``samples`` and queues one
-    delegated operation per ``frames_per_operation`` frames to fill it.
+    """Creates the frame index of ``samples`` from its first few frames and
+    queues one delegated operation per ``frames_per_operation`` frames to
+    index them all.
 
-    Args: those of :func:`~plugin.retrieval.frame_index.build_frame_index`,
-    and ``child_operator``, the URI of the operator that indexes a part
-    (``@vrag/video-rag/index_frame_batch``), ``frames_per_operation`` and
-    ``max_attempts`` (tries per part before it stays failed).
+    Args:
+        samples: a FiftyOne dataset or view of frame samples
+        child_operator: the URI of the operator that indexes a part
+            (``@vrag/video-rag/index_frame_batch``)
+        frames_per_operation (2000): frames per part (one operation each)
+        max_attempts (2): tries per part before it stays failed
+        batch_size (16): embedding batch size in the parts
+        progress (None): a callable ``progress(fraction, label)``
+        settings (None): a :class:`~plugin.settings.Settings` (the Milvus
+            store; its URI is passed to the workers unless it holds a password)
+        **request: ``model``, ``brain_key``, ``metric``, ``consistency_level``,
+            ``collection_name`` and ``overwrite`` of
+            :func:`~plugin.retrieval.frame_index.build_frame_index`
 
     Returns:
         the job record (``job_id``, ``total`` parts, ``operations``)
     """
-    prepare_process(settings)
-    validate_request(samples, brain_key, metric, consistency_level, overwrite)
     step = require_int("Frames per operation", frames_per_operation)
     settings = Settings.coerce(settings)
-    connection = guard.reachable(settings)
-    spec = resolve_image_text_model(model)
-    dataset = samples._root_dataset
-    collection_name = collection_name or default_collection_name(
-        dataset.name, brain_key
-    )
-    replaced = _replaced_collection(dataset, brain_key, overwrite)
-    report(progress, 0.0, f"Loading model {spec.name}")
-    staging = staging_field_for(brain_key)
-    first_id, vector = _probe(samples, _load_embedder(spec), staging)
-    try:
-        if replaced != collection_name:  # the one replaced goes anyway
-            _check_target(settings, collection_name, len(vector), metric)
-        if replaced is not None:
-            delete_frame_index(dataset, brain_key, settings, keep_embeddings=True)
-    except BaseException:
-        _drop_field(dataset, staging)
-        raise
-    # Values of another model under this name must not count as embedded
-    field = _swap_in(dataset, staging, embeddings_field_for(brain_key))
-    report(progress, 0.3, f"Creating the index ({connection.kind})")
-    record_collection(dataset, collection_name, settings, connection, "frames")
-    index = _write_index(
+    brain_key = request.setdefault("brain_key", DEFAULT_BRAIN_KEY)
+    validate_request(
         samples,
-        settings,
-        replaced,
-        brain_key=brain_key,
-        collection_name=collection_name,
-        model=spec.zoo_name,
-        model_kwargs=spec.model_kwargs or None,
-        embeddings=False,
-        embeddings_field=field,
-        metric=metric,
-        consistency_level=consistency_level,
+        brain_key,
+        request.get("metric", "cosine"),
+        request.get("consistency_level", "Session"),
+        request.get("overwrite", False),
     )
-    _add_first(dataset, index, brain_key, settings, first_id, vector)
-    report(progress, 0.6, "Queuing the parts")
+    report(progress, 0.0, f"Creating index {brain_key!r} from the first frames")
+    # Frame by frame: a data-loader batch with one unreadable image fails whole
+    first = samples.limit(_FIRST_FRAMES)
+    build_frame_index(first, batch_size=1, settings=settings, **request)
+    report(progress, 0.5, "Queuing the parts")
     ids = samples.values("id")
     parts = [
-        {"label": _label(first, len(ids), step), "ids": ids[first : first + step]}
-        for first in range(0, len(ids), step)
+        {"label": _label(start, len(ids), step), "ids": ids[start : start + step]}
+        for start in range(0, len(ids), step)
     ]
     params = {
         "brain_key": brain_key,
@@ -141,7 +105,12 @@ def fan_out_index(
         "frames": len(ids),
     }
     job = jobs.create_job(
-        dataset, KIND, child_operator, parts, params, max_attempts=max_attempts
+        samples._root_dataset,
+        KIND,
+        child_operator,
+        parts,
+        params,
+        max_attempts=max_attempts,
     )
     report(progress, 1.0, f"Queued {len(parts)} part(s) of job {job['job_id']}")
     return job
@@ -167,42 +136,6 @@ def frame_counts(status):
     its frames in the index (each part counts its own) and all its frames."""
     indexed = sum(part.get("indexed", 0) for part in status["parts"])
     return indexed, status["params"].get("frames", 0)
-
-
-def _probe(samples, embedder, staging):
-    """``(id, vector)`` of the first of a few frames that embeds. They are
-    embedded one by one (a data-loader batch with one unreadable image
-    fails whole) into ``staging``, so their parts need not embed them."""
-    dataset = samples._root_dataset
-    _drop_field(dataset, staging)
-    probe = samples.limit(_PROBE_FRAMES)
-    try:
-        probe.compute_embeddings(embedder, embeddings_field=staging, batch_size=1)
-        ids, vectors = _embedded(probe, staging)
-    except BaseException:
-        _drop_field(dataset, staging)
-        raise
-    if not ids:
-        _drop_field(dataset, staging)
-        raise InvalidInputError(
-            f"None of the first {len(probe)} frames could be embedded (missing "
-            "or unreadable image files?). Nothing was written."
-        )
-    return ids[0], vectors[0]
-
-
-def _add_first(dataset, index, brain_key, settings, first_id, vector):
-    """Creates the collection by indexing one frame; on failure the run
-    goes too (a run without its collection breaks search and delete)."""
-    try:
-        guard.call(
-            settings,
-            f"creating the collection of {brain_key!r}",
-            lambda connection: index.add_to_index(_as_array([vector]), [first_id]),
-        )
-    except BaseException:
-        delete_frame_index(dataset, brain_key, settings)
-        raise
 
 
 def _index_part(dataset, job, record, settings):
