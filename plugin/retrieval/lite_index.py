@@ -62,7 +62,7 @@ def is_due(current, wanted, rows):
     kind, want_kind = current.get("index_type"), wanted["index_type"]
     if kind == want_kind == FLAT:
         return False
-    if kind == want_kind:  # no nlist described: built flat-params (add_index)
+    if kind == want_kind:  # nlist 0 if not described (built before add_index)
         now = int((current.get("params") or {}).get("nlist") or 0)
         return int(wanted["params"]["nlist"]) >= 2 * now
     if want_kind == FLAT:
