@@ -14,6 +14,7 @@ The whole job's progress lives in one place: the execution store
 
     job:<job_id>        {"job_id", "kind", "dataset", "params", "total", ...}
     part:<job_id>:<n>   {"label", "status", "attempts", "message", "pid", ...}
+    input:<job_id>:<n>  what the part works on, when it is large (frame ids)
 
 A part's key is written only by the operation holding it. :func:`job_status`
 reads them (the ``import_status`` operator shows them). A part that fails is
@@ -53,7 +54,9 @@ def create_job(
         kind: what the job does (``"import"``, ``"index"``)
         child_operator: the URI of the operator that runs some parts; it gets
             the params ``dataset_name``, ``job_id`` and ``parts`` (numbers)
-        parts: one dict per part: its ``label`` and what its work needs
+        parts: one dict per part: its ``label``, what its work needs and,
+            under ``input``, anything large it needs (kept apart from its
+            record, so that reading the job's status stays light)
         params (None): what every part's work needs (JSON-able)
         per_operation (1): parts per delegated operation
         max_attempts (2): tries per part before it stays failed
@@ -77,7 +80,10 @@ def create_job(
     }
     store.set(_job_key(job["job_id"]), job)
     for n, part in enumerate(parts):
-        record = {**part, "status": "queued", "attempts": 0, "message": ""}
+        record = dict(part)
+        if "input" in record:
+            store.set(_input_key(job["job_id"], n), record.pop("input"))
+        record.update(status="queued", attempts=0, message="")
         store.set(_part_key(job["job_id"], n), record)
     step = max(1, int(per_operation))
     job["operations"] = [
@@ -89,8 +95,8 @@ def create_job(
 
 
 def run_parts(dataset, job_id, numbers, work):
-    """Runs ``work(job, record) -> outcome`` for the parts ``numbers`` of a
-    job (in a delegated operation). Each part is claimed first: one held by
+    """Runs ``work(job, record, input) -> outcome`` for the parts ``numbers``
+    of a job (in a delegated operation); ``input``: the part's, or None. Each part is claimed first: one held by
     another operation, or already done, is left alone. The outcome (a dict
     with a final ``status``; an exception counts as ``failed``) is recorded;
     a failed part is queued again alone while it has attempts left.
@@ -106,12 +112,12 @@ def run_parts(dataset, job_id, numbers, work):
         if record is None:
             continue
         try:
-            outcome = work(job, record)
+            outcome = work(job, record, store.get(_input_key(job_id, n)))
         except Exception as e:  # recorded, and retried below
             outcome = {"status": FAILED, "message": f"{type(e).__name__}: {e}"}
         record.update(outcome, finished=time.time())
         retry = record["status"] == FAILED and record["attempts"] < job["max_attempts"]
-        if record["status"] == FAILED:  # kept: a retry's success replaces it
+        if record["status"] == FAILED:  # each failed try's message stays
             record["errors"] = record.get("errors", []) + [record["message"]]
         if retry:
             record["status"] = "retrying"
@@ -266,3 +272,7 @@ def _job_key(job_id):
 
 def _part_key(job_id, n):
     return f"part:{job_id}:{n}"
+
+
+def _input_key(job_id, n):
+    return f"input:{job_id}:{n}"

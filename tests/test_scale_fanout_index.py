@@ -109,6 +109,7 @@ def test_two_workers_index_a_fanned_out_job_once_each(
     assert all(p["status"] == "indexed" and p["attempts"] == 1 for p in good), tries
     assert all(p["indexed"] == PER_OPERATION for p in good), parts
     assert len({p["pid"] for p in parts}) == 2  # both workers worked
+    assert all(len(str(p)) < 2000 for p in parts)  # frame ids kept apart
     assert frame_counts(status) == (N_FRAMES - 1, N_FRAMES)
     indexed = _assert_indexed_once(dataset, local_store, N_FRAMES - 1)
     missing = set(dataset.values("id")) - indexed

@@ -5,7 +5,7 @@
 frames (every check of a build, the brain run, which brain registers on the
 whole dataset, and its collection: brain creates one at its first insert,
 and workers racing to create it would collide). Then it records a job of one
-part per ``frames_per_operation`` frames (their ids), one delegated
+part per ``frames_per_operation`` frames (its input: their ids), one delegated
 operation each (:mod:`plugin.jobs`: progress in one place, parts claimed
 atomically, a failed part retried alone).
 
@@ -21,6 +21,7 @@ once collide. A frame whose image cannot be read is left out and fails its
 part, which is retried alone and embeds only what is still missing.
 """
 
+import contextlib
 from urllib.parse import urlsplit
 
 from plugin import jobs
@@ -95,7 +96,7 @@ def fan_out_index(
     report(progress, 0.5, "Queuing the parts")
     ids = samples.values("id")
     parts = [
-        {"label": _label(start, len(ids), step), "ids": ids[start : start + step]}
+        {"label": _label(start, len(ids), step), "input": ids[start : start + step]}
         for start in range(0, len(ids), step)
     ]
     params = {
@@ -125,8 +126,8 @@ def run_index_batch(dataset, job_id, numbers, settings=None):
         dataset = fo.load_dataset(dataset)
     settings = Settings.coerce(settings)
 
-    def work(job, record):
-        return _index_part(dataset, job, record, settings)
+    def work(job, record, ids):
+        return _index_part(dataset, job, record, ids, settings)
 
     return jobs.run_parts(dataset, job_id, numbers, work)
 
@@ -138,15 +139,15 @@ def frame_counts(status):
     return indexed, status["params"].get("frames", 0)
 
 
-def _index_part(dataset, job, record, settings):
+def _index_part(dataset, job, record, ids, settings):
     params = job["params"]
     brain_key = params["brain_key"]
     settings = settings.replace(milvus_uri=params.get("milvus_uri"))
     field = embeddings_field_for(brain_key)
-    frames = dataset.select(record["ids"])
+    frames = dataset.select(ids)
     index = load_frame_index(dataset, brain_key, settings)
     _embed_missing(frames, index.get_model(), field, params["batch_size"])
-    with _writes_of(dataset, job, index):
+    with _writes_of(dataset, index):
         present, added = with_frame_index(
             dataset,
             brain_key,
@@ -154,7 +155,7 @@ def _index_part(dataset, job, record, settings):
             f"adding {record['label']} to frame index {brain_key!r}",
             lambda index: _add_missing(index, frames, field),
         )
-    return _outcome(frames, field, record, present + added, added)
+    return _outcome(frames, field, len(ids), present + added, added)
 
 
 def _embed_missing(frames, model, field, batch_size):
@@ -190,18 +191,16 @@ def _indexed(index, ids):
     return found
 
 
-def _writes_of(dataset, job, index):
-    """The job's turn to write (Milvus Lite only: see the module's notes)."""
-    import contextlib
-
+def _writes_of(dataset, index):
+    """This worker's turn to write (Milvus Lite only: see the module's notes)."""
     if not is_milvus_lite(index.config.uri):
         return contextlib.nullcontext()
     return jobs.exclusive(dataset, f"index-writes:{index.config.collection_name}")
 
 
-def _outcome(frames, field, record, indexed, added):
+def _outcome(frames, field, count, indexed, added):
     unread = frames.exists(field, False)
-    gone = len(record["ids"]) - len(frames)  # deleted since the job began
+    gone = count - len(frames)  # deleted since the job began
     note = f"; {gone} frame(s) deleted since" if gone else ""
     if len(unread):
         paths = ", ".join(unread.limit(3).values("filepath"))

@@ -61,7 +61,7 @@ def run_batch(dataset, job_id, numbers):
     return jobs.run_parts(dataset, job_id, numbers, _import_one)
 
 
-def _import_one(job, record):
+def _import_one(job, record, _input):
     from plugin.video.importer import import_videos
 
     options = ImportOptions.from_dict(job["params"]["options"])
