@@ -3,6 +3,7 @@ settings, and the worker pool (plugin/video/pool.py) on the CPU. The GPU
 branch is measured by bench/bench_scale_ingest.py on the GPU machine."""
 
 import fiftyone as fo
+import numpy as np
 import pytest
 from fiftyone import ViewField as F
 from support.synth import Scene, make_narrated_video, solid_image
@@ -10,7 +11,12 @@ from support.synth import Scene, make_narrated_video, solid_image
 from plugin.models import speech
 from plugin.settings import Settings
 from plugin.video import pool
-from plugin.video.transcribe import fixed_clips, load_audio, transcribe_audio
+from plugin.video.transcribe import (
+    audio_windows,
+    fixed_clips,
+    load_audio,
+    transcribe_audio,
+)
 
 GB = 1_000_000_000
 
@@ -77,6 +83,16 @@ def test_each_decoding_path_transcribes_the_narration(narrated, overrides):
     assert "ship" in text and "airplane" in text
     assert transcript.segments[0].start < 1.5  # timestamps kept
     assert transcript.segments[-1].end > 3.0
+
+
+def test_audio_windows_are_the_whole_track_cut_in_order(narrated):
+    """The windows join back into faster-whisper's own decoding of the track."""
+    whole = load_audio(narrated)
+    windows = list(audio_windows(narrated, window_s=1.5))
+    assert [offset for offset, _ in windows] == [1.5 * n for n in range(len(windows))]
+    assert all(len(w) == 24000 for _, w in windows[:-1])
+    assert 0 < len(windows[-1][1]) <= 24000 and windows[-1][1].dtype == np.float32
+    np.testing.assert_array_equal(np.concatenate([w for _, w in windows]), whole)
 
 
 def test_auto_falls_back_to_the_cpu_when_cuda_cannot_run(narrated, monkeypatch):
