@@ -12,6 +12,7 @@ twice at once is worked on by one operation; brain's ``sort_by_similarity``
 and our search answer afterwards.
 """
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -21,15 +22,18 @@ import numpy as np
 import pytest
 import test_scale_fanout
 from fiftyone.operators.delegated import DelegatedOperationService
+from fiftyone.operators.executor import ExecutionError, resolve_type
+from fiftyone.operators.registry import OperatorRegistry
 from support.tiny_models import make_frame_images
 from test_scale_fanout import job_of, wait_for_job
 
 from plugin import jobs
+from plugin.errors import InvalidInputError
 from plugin.models.image_text import OFFLINE_MODEL
 from plugin.retrieval.frame_index import embeddings_field_for
 from plugin.retrieval.frame_search import search_frames
 from plugin.retrieval.frame_store import index_ids, load_frame_index
-from plugin.retrieval.index_fanout import frame_counts
+from plugin.retrieval.index_fanout import fan_out_index, frame_counts
 
 N_FRAMES = 240
 PER_OPERATION = 60  # 4 parts
@@ -170,3 +174,27 @@ def _race_one_part_twice(dataset, job, store, plugin, workers):
     worked = [s for s in new if "added" in s]
     assert len(worked) == 1 and f"{PER_OPERATION} added" in worked[0], new
     _assert_indexed_once(dataset, store, N_FRAMES)
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5, "many"])
+def test_a_bad_part_size_is_refused_before_anything_is_written(
+    frames, local_store, plugin_loaded, size
+):
+    dataset, _ = frames
+    params = {"fan_out": True, "frames_per_operation": size, "brain_key": KEY}
+    form = asyncio.run(
+        resolve_type(
+            OperatorRegistry(),
+            f"{plugin_loaded}/index_frames",
+            {"dataset_name": dataset.name, "params": params},
+        )
+    )
+    field = form.type.properties["frames_per_operation"]
+    assert field.invalid and "Frames per operation" in field.error_message
+    with pytest.raises(ExecutionError, match="Frames per operation"):
+        foo.execute_operator(
+            f"{plugin_loaded}/index_frames", ctx={"dataset": dataset, "params": params}
+        )
+    with pytest.raises(InvalidInputError, match="Frames per operation"):
+        fan_out_index(dataset, "x", frames_per_operation=size, settings=local_store)
+    assert dataset.list_brain_runs() == [] and jobs.list_jobs(dataset) == []
