@@ -117,8 +117,7 @@ def run_parts(dataset, job_id, numbers, work):
             outcome = {"status": FAILED, "message": f"{type(e).__name__}: {e}"}
         record.update(outcome, finished=time.time())
         retry = record["status"] == FAILED and record["attempts"] < job["max_attempts"]
-        if record["status"] == FAILED:  # each failed try's message stays
-            record["errors"] = record.get("errors", []) + [record["message"]]
+        record["tries"] = record.get("tries", []) + [_try(record)]
         if retry:
             record["status"] = "retrying"
         store.set(key, record)  # before the retry is queued: it claims this
@@ -242,6 +241,11 @@ def _claim(store, key):
     mine = {**record, "status": "running", "attempts": record["attempts"] + 1}
     mine.update(host=socket.gethostname(), pid=os.getpid(), started=time.time())
     return mine if store.compare_and_set(key, record, mine) else None
+
+
+def _try(record):
+    """What one try of a part left: where it ran and how it ended."""
+    return {key: record.get(key) for key in ("host", "pid", "status", "message")}
 
 
 def _queue(job, numbers):

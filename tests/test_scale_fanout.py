@@ -131,8 +131,8 @@ def test_two_workers_import_a_fanned_out_job_once_each(
     good = [by_name[f"v{n}.mp4"] for n in range(len(WORDS))]
     assert all(v["attempts"] == 1 for v in good), status["parts"]
     assert all(v["status"] == "imported" for v in good[1:]), status["parts"]
-    assert {v["pid"] for v in status["parts"]} == {v["pid"] for v in good}
-    assert len({v["pid"] for v in status["parts"]}) == 2  # both workers worked
+    pids = {t["pid"] for v in status["parts"] for t in v["tries"]}
+    assert len(pids) == 2  # both workers worked
     # the copy raced the original on the other worker: one import between them
     pair = {by_name["v0.mp4"]["status"], by_name["v0_copy.mp4"]["status"]}
     assert pair <= {"imported", "unchanged"} and "imported" in pair
