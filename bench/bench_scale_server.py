@@ -89,8 +89,9 @@ def bench_brain_insert(uri, base):
     return rates
 
 
-def create_collection(alias, name, base, batch=5000):
-    """A collection with brain's schema holding ``base`` (pk = row number)."""
+def create_collection(alias, name, base, batch=1000):
+    """A collection with brain's schema holding ``base`` (pk = row number),
+    inserted as plugin.retrieval.brain_fixes does (numpy, 1000 per call)."""
     from pymilvus import Collection, CollectionSchema, DataType, FieldSchema
 
     schema = CollectionSchema(
@@ -243,7 +244,8 @@ def to_markdown(results):
         "Real Milvus standalone server (PyPI milvus==2.3.5), 384-d LiT embeddings "
         "of CIFAR-10 tiled/perturbed, cosine, k=10, "
         f"{QUERIES} held-out queries one at a time; recall@10 against exact "
-        f"search. Machine: {os.cpu_count()} cores (shared), load at start "
+        f"search. Copies' noise: sigma {results.get('noise', sv.NOISE)} per "
+        f"dimension. Machine: {os.cpu_count()} cores, load at start "
         f"{results['load']}.",
         "",
         "Insert throughput through brain's `add_to_index` "
@@ -254,7 +256,7 @@ def to_markdown(results):
         "| rows | index | build | build s | search | p50 / p99 ms | recall@10 |",
         "|---:|---|---|---:|---|---:|---:|",
     ]
-    for size in results["sizes"]:
+    for size in results.get("sizes", []):
         lines.append(f"Inserted {size['size']:,} rows in {size['insert_s']} s.")
         for r in size["rows"]:
             lines.append(
@@ -279,46 +281,52 @@ def _kv(params):
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--skip-insert", action="store_true")
-    parser.add_argument("--insert-only", action="store_true")
     parser.add_argument(
-        "--brain-search-only",
-        action="store_true",
-        help="only measure brain's search with the build brain_fixes uses now, "
-        "added to the saved results",
+        "--parts",
+        default="insert,sweep,brain",
+        help="insert: brain's add_to_index vs ours; sweep: index parameters; "
+        "brain: brain's own search with the build brain_fixes uses now "
+        "(insert and brain need FiftyOne); parts not run keep their saved "
+        "results",
     )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=sv.NOISE,
+        help="per-dimension sigma of the tiled copies (larger: harder)",
+    )
+    parser.add_argument("--name", default="scale_server", help="results file")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    parts = set(args.parts.split(","))
+    sv.NOISE = args.noise
     from milvus_server import RealMilvusServer
     from pymilvus import connections
 
-    from plugin.retrieval import brain_fixes
-
-    saved = REPO / "bench" / "results" / "scale_server.json"
-    if args.brain_search_only:
-        results = json.loads(saved.read_text())
-    else:
-        results = {"load": round(os.getloadavg()[0], 2), "sizes": []}
+    saved = REPO / "bench" / "results" / f"{args.name}.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else {}
+    results.update(load=round(os.getloadavg()[0], 2), noise=args.noise)
     server = RealMilvusServer()
     uri = server.start()
     try:
         connections.connect(alias="bench", uri=uri)
-        if not (args.skip_insert or args.brain_search_only):
+        if "insert" in parts:
             base, _ = sv.base_and_queries(INSERT_ROWS, 1)
             results["insert"] = bench_brain_insert(uri, base)
-        if args.insert_only:
-            results = {**json.loads(saved.read_text()), "insert": results["insert"]}
-            sizes = []
-        for size in [] if args.brain_search_only else sizes:
-            results["sizes"].append(bench_size("bench", size))
-            save_results("scale_server", results, to_markdown)
-        if sizes:
+        if "sweep" in parts:
+            results["sizes"] = []
+            for size in sizes:
+                results["sizes"].append(bench_size("bench", size))
+                save_results(args.name, results, to_markdown)
+        if "brain" in parts:
+            from plugin.retrieval import brain_fixes
+
             results["brain_search"] = [
                 bench_brain_search(uri, size, brain_fixes.HNSW_BUILD) for size in sizes
             ]
     finally:
         server.stop()
-    save_results("scale_server", results, to_markdown)
+    save_results(args.name, results, to_markdown)
 
 
 if __name__ == "__main__":
