@@ -30,10 +30,14 @@ from test_scale_fanout import job_of, wait_for_job
 from plugin import jobs
 from plugin.errors import InvalidInputError
 from plugin.models.image_text import OFFLINE_MODEL
-from plugin.retrieval.frame_index import embeddings_field_for
+from plugin.retrieval.frame_index import delete_frame_index, embeddings_field_for
 from plugin.retrieval.frame_search import search_frames
 from plugin.retrieval.frame_store import index_ids, load_frame_index
-from plugin.retrieval.index_fanout import fan_out_index, frame_counts
+from plugin.retrieval.index_fanout import (
+    fan_out_index,
+    frame_counts,
+    run_index_batch,
+)
 
 N_FRAMES = 240
 PER_OPERATION = 60  # 4 parts
@@ -198,3 +202,31 @@ def test_a_bad_part_size_is_refused_before_anything_is_written(
     with pytest.raises(InvalidInputError, match="Frames per operation"):
         fan_out_index(dataset, "x", frames_per_operation=size, settings=local_store)
     assert dataset.list_brain_runs() == [] and jobs.list_jobs(dataset) == []
+
+
+def test_a_part_run_again_adds_nothing_on_a_milvus_server(frames, real_milvus):
+    """A Milvus server keeps a second row for an id inserted twice (brain's
+    add_to_index inserts blindly): a part that runs again must look first."""
+    dataset, _ = frames
+    view = dataset.limit(2 * PER_OPERATION)
+    job = fan_out_index(
+        view,
+        "@vrag/video-rag/index_frame_batch",
+        frames_per_operation=PER_OPERATION,
+        model=OFFLINE_MODEL,
+        brain_key=KEY,
+        settings=real_milvus,
+    )
+    DelegatedOperationService().delete_for_dataset(dataset._doc.id)  # no worker
+    try:
+        records = run_index_batch(dataset, job["job_id"], [0, 1], real_milvus)
+        assert [r["status"] for r in records] == ["indexed", "indexed"], records
+        part_store = jobs.job_store(dataset)
+        key = f"part:{job['job_id']}:0"
+        part_store.set(key, {**part_store.get(key), "status": "queued"})
+        (again,) = run_index_batch(dataset, job["job_id"], [0], real_milvus)
+        assert again["message"] == f"{PER_OPERATION} frame(s) in the index, 0 added"
+        index = load_frame_index(dataset, KEY, real_milvus)
+        assert index.total_index_size == len(set(index_ids(index))) == len(view)
+    finally:
+        delete_frame_index(dataset, KEY, real_milvus)
