@@ -326,9 +326,9 @@ def sync_frame_index(
 
     def write(index):
         indexed = set(index_ids(index))
-        ids, vectors = _embedded(dataset.select(sorted(live - indexed)), field)
+        ids, vectors = stored_embeddings(dataset.select(sorted(live - indexed)), field)
         if ids:
-            index.add_to_index(_as_array(vectors), ids)
+            index.add_to_index(as_vector_array(vectors), ids)
         stale = sorted(indexed - live)
         if stale:
             index.remove_from_index(sample_ids=stale)
@@ -341,7 +341,7 @@ def sync_frame_index(
     return counts
 
 
-def _embedded(samples, field):
+def stored_embeddings(samples, field):
     """``(ids, vectors)`` of the samples that have an embedding (a frame
     whose image could not be read has none: it is not indexed)."""
     pairs = [(i, v) for i, v in zip(*samples.values(["id", field])) if v is not None]
@@ -374,7 +374,7 @@ def _replaced_collection(dataset, brain_key, overwrite):
     return dataset.get_brain_info(brain_key).config.collection_name
 
 
-def _as_array(vectors):
+def as_vector_array(vectors):
     import numpy as np
 
     return np.asarray(vectors, dtype=np.float32)

@@ -29,10 +29,10 @@ from plugin.inputs import require_int
 from plugin.milvus.resolver import is_milvus_lite
 from plugin.progress import report
 from plugin.retrieval.frame_index import (
-    _as_array,
-    _embedded,
+    as_vector_array,
     build_frame_index,
     embeddings_field_for,
+    stored_embeddings,
     validate_request,
 )
 from plugin.retrieval.frame_store import (
@@ -170,11 +170,11 @@ def _embed_missing(frames, model, field, batch_size):
 def _add_missing(index, frames, field):
     """Adds the embedded frames not in the index yet; returns how many were
     there already and how many were added."""
-    ids, vectors = _embedded(frames, field)
+    ids, vectors = stored_embeddings(frames, field)
     present = _indexed(index, ids)
     new = [(i, v) for i, v in zip(ids, vectors) if i not in present]
     if new:
-        index.add_to_index(_as_array([v for _, v in new]), [i for i, _ in new])
+        index.add_to_index(as_vector_array([v for _, v in new]), [i for i, _ in new])
     return len(present), len(new)
 
 
