@@ -39,6 +39,8 @@ ENV_NAMES = {
     "whisper_compute_type": "VRAG_WHISPER_COMPUTE_TYPE",
     "whisper_batch_size": "VRAG_WHISPER_BATCH_SIZE",
     "whisper_vad": "VRAG_WHISPER_VAD",
+    "whisper_streams": "VRAG_WHISPER_STREAMS",
+    "whisper_beam_size": "VRAG_WHISPER_BEAM_SIZE",
 }
 
 #: fields that hold credentials (never shown, logged or stored)
@@ -100,6 +102,8 @@ class Settings:
     whisper_compute_type: str = "auto"  # auto | int8 | float16 | ...
     whisper_batch_size: str = "auto"  # auto | 0 (sequential) | N (batched)
     whisper_vad: str = "auto"  # auto | on | off
+    whisper_streams: str = "auto"  # auto | N parts decoded at once (CPU, sequential)
+    whisper_beam_size: str = "auto"  # auto | N
 
     def __repr__(self):
         from plugin.errors import scrub

@@ -10,11 +10,12 @@ from support.synth import Scene, make_narrated_video, solid_image
 
 from plugin.models import speech
 from plugin.settings import Settings
-from plugin.video import pool
+from plugin.video import pool, transcribe
 from plugin.video.transcribe import (
     audio_windows,
     fixed_clips,
     load_audio,
+    quiet_cuts,
     transcribe_audio,
 )
 
@@ -24,8 +25,17 @@ GB = 1_000_000_000
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"whisper_device": "cpu"}, speech.Decoding(0, False, 5)),
-        ({"whisper_device": "cuda"}, speech.Decoding(16, True, 5)),
+        # the CPU default: sequential beam 5, 2 streams (of 4 threads here)
+        ({"whisper_device": "cpu"}, speech.Decoding(0, False, 5, streams=2)),
+        ({"whisper_device": "cuda"}, speech.Decoding(16, True, 5, streams=1)),
+        (
+            {"whisper_device": "cpu", "whisper_streams": "1"},
+            speech.Decoding(0, False, 5, streams=1),
+        ),
+        (
+            {"whisper_device": "cpu", "whisper_beam_size": "3"},
+            speech.Decoding(0, False, 3, streams=2),
+        ),
         (
             {"whisper_device": "cpu", "whisper_batch_size": "8"},
             speech.Decoding(8, True),
@@ -38,11 +48,30 @@ GB = 1_000_000_000
             {"whisper_device": "cuda", "whisper_batch_size": "0"},
             speech.Decoding(0, False),
         ),
-        ({"whisper_device": "cpu", "whisper_vad": "on"}, speech.Decoding(0, True)),
+        (
+            {"whisper_device": "cpu", "whisper_vad": "on"},
+            speech.Decoding(0, True, streams=2),
+        ),
     ],
 )
-def test_decoding_follows_the_device_and_the_settings_override_it(overrides, expected):
+def test_decoding_follows_the_device_and_the_settings_override_it(
+    overrides, expected, monkeypatch
+):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
     assert speech.whisper_decoding(Settings.load(**overrides)) == expected
+
+
+def test_one_cpu_thread_means_one_stream(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    decoding = speech.whisper_decoding(Settings.load(whisper_device="cpu"))
+    assert decoding == speech.Decoding(0, False, 5, streams=1)
+
+
+def test_the_cpu_model_lets_each_stream_decode_at_once(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    settings = Settings.load(whisper_device="cpu")
+    model = speech.load_speech_model(("faster-whisper", "tiny.en"), settings)
+    assert model.model.device == "cpu" and model.model.num_workers == 2
 
 
 def test_decoding_settings_come_from_the_environment(monkeypatch):
@@ -83,6 +112,36 @@ def test_each_decoding_path_transcribes_the_narration(narrated, overrides):
     assert "ship" in text and "airplane" in text
     assert transcript.segments[0].start < 1.5  # timestamps kept
     assert transcript.segments[-1].end > 3.0
+
+
+def test_two_streams_transcribe_each_part_at_its_own_time(narrated, monkeypatch):
+    """The CPU default on a short clip made long enough to be cut in two."""
+    monkeypatch.setattr(transcribe, "MIN_STREAM_S", 2.0)
+    audio = load_audio(narrated)
+    cuts = quiet_cuts(audio, 2)
+    assert 1.2 < cuts[1] / transcribe.SAMPLE_RATE < 2.5  # between the sentences
+    settings = Settings.load(whisper_device="cpu", whisper_streams="2")
+    transcript = transcribe_audio(audio, settings=settings)
+    by_word = {
+        word: s
+        for s in transcript.segments
+        for word in ("ship", "plane")
+        if word in s.text.lower()
+    }
+    assert sorted(by_word) == ["plane", "ship"]  # tiny.en: (air)plane
+    assert by_word["ship"].end <= cuts[1] / transcribe.SAMPLE_RATE
+    assert by_word["plane"].start >= cuts[1] / transcribe.SAMPLE_RATE
+
+
+def test_quiet_cuts_fall_in_the_silence_nearest_an_even_split():
+    rate = transcribe.SAMPLE_RATE
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 100 * rate).astype(np.float32)
+    noise[41 * rate : 43 * rate] = 0.0  # silence 8 s before the middle
+    noise[70 * rate : 72 * rate] = 0.0  # and one too far from it
+    cuts = quiet_cuts(noise, 2)
+    assert cuts[0] == 0 and cuts[-1] == len(noise) and len(cuts) == 3
+    assert 41 * rate < cuts[1] < 43 * rate
+    assert quiet_cuts(noise, 1) == [0, len(noise)]
 
 
 def test_audio_windows_are_the_whole_track_cut_in_order(narrated):

@@ -59,6 +59,11 @@ logger = logging.getLogger(__name__)
 #: :func:`whisper_decoding` and docs/scaling.md for the measurements.
 GPU_BATCH_SIZE = 16
 BEAM_SIZE = 5
+#: A part decoded by one stream is at least this long: each part starts
+#: without the text before it, which costs words (bench_scale_ingest.py).
+MIN_STREAM_S = 120.0
+#: Streams (parts decoded at once) by default on CPUs: see whisper_decoding
+MAX_STREAMS = 2
 
 
 @dataclass(frozen=True)
@@ -235,23 +240,33 @@ class Decoding:
         vad: filter out non-speech with the Silero VAD first (the batched
             pipeline needs it, or fixed 30-s clips, to cut the audio)
         beam_size: beam search width
+        streams: sequential decoding only: how many parts of a long audio
+            window are decoded at once, each on one CPU thread (see
+            :func:`whisper_decoding`)
     """
 
     batch_size: int
     vad: bool
     beam_size: int = BEAM_SIZE
+    streams: int = 1
 
 
 def whisper_decoding(settings=None):
     """The :class:`Decoding` for the device of :func:`whisper_device`.
 
     ``auto`` (the default): on CUDA, the batched pipeline (batch 16) with
-    VAD; on CPUs, sequential decoding with beam 5 and no VAD. Measured here
-    on narrated video (docs/scaling.md): on 2 CPU cores the batched pipeline
-    is ~2.6x faster but its word error rate rose from 0.03 to 0.09 (30-s
-    chunks decoded without the previous text drop words and punctuation, so
-    sentences merge), and VAD before sequential decoding was 3.5x SLOWER
-    with a WER of 0.36.
+    VAD; on CPUs, sequential decoding with beam 5 and no VAD, in one stream
+    per CPU thread (:func:`whisper_cpu_threads`): a long window is cut at
+    quiet moments into parts of at least ``MIN_STREAM_S`` decoded at once,
+    each part conditioned on its own text. Measured here on narrated video
+    (docs/scaling.md): one sequential decoder keeps ~1 of 2 cores busy
+    (small per-token steps); the batched pipeline is faster but its word
+    error rate rose from 0.03 to 0.09 (30-s chunks decoded without the
+    previous text drop words and punctuation, so sentences merge); VAD
+    before sequential decoding was 3.5x SLOWER with a WER of 0.36: with the
+    pauses cut, a 30-s window of this repetitive narration compresses past
+    faster-whisper's ``compression_ratio_threshold`` (2.4), which then
+    re-decodes it at rising temperatures, 5 samples each.
     """
     settings = Settings.coerce(settings)
     device, _ = whisper_device(settings)
@@ -263,7 +278,17 @@ def whisper_decoding(settings=None):
         vad = int(batch_size) > 0
     elif isinstance(vad, str):
         vad = vad.strip().lower() in ("1", "true", "on", "yes")
-    return Decoding(max(int(batch_size), 0), bool(vad))
+    batch_size = max(int(batch_size), 0)
+    streams = _auto_int(settings.whisper_streams, 0)
+    if not streams:
+        cpu_sequential = device == "cpu" and not batch_size
+        streams = min(whisper_cpu_threads(), MAX_STREAMS) if cpu_sequential else 1
+    beam_size = _auto_int(settings.whisper_beam_size, BEAM_SIZE)
+    return Decoding(batch_size, bool(vad), max(beam_size, 1), max(streams, 1))
+
+
+def _auto_int(value, auto):
+    return auto if value in (None, "", "auto") else int(value)
 
 
 #: CPU threads of one model when nothing says otherwise. Threads in ONE
@@ -294,20 +319,27 @@ def load_speech_model(model, settings=None):
     if not isinstance(model, SpeechModel):
         model = resolve_speech_model(*model, settings=settings)
     device, compute_type = whisper_device(settings)
-    threads = whisper_cpu_threads() if device == "cpu" else 0
+    threads, workers = 0, 1
+    if device == "cpu":  # the threads shared by the streams (whisper_decoding)
+        workers = whisper_decoding(settings).streams
+        threads = max(whisper_cpu_threads() // workers, 1)
     with _LOCK:  # one load (and one assembly) at a time
         if model.assemble:
             assemble_base_model(model.ref)
-        return _load(model.backend, model.ref, device, compute_type, threads)
+        return _load(model.backend, model.ref, device, compute_type, threads, workers)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(backend, ref, device, compute_type, threads=0):
+def _load(backend, ref, device, compute_type, threads=0, workers=1):
     if backend == "faster-whisper":
         from faster_whisper import WhisperModel
 
         return WhisperModel(
-            ref, device=device, compute_type=compute_type, cpu_threads=threads
+            ref,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=threads,
+            num_workers=workers,  # how many threads may decode at once
         )
     import whisper
 

@@ -10,6 +10,7 @@ by :func:`plugin.models.speech.whisper_decoding`.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from plugin.models.speech import (
     DEFAULT_SPEECH_BACKEND,
     DEFAULT_SPEECH_MODEL,
+    MIN_STREAM_S,
     batched_pipeline,
     cuda_failed,
     is_auto_cuda,
@@ -81,14 +83,13 @@ def transcribe_audio(
     if backend == "faster-whisper":
         try:  # CUDA errors come at load or, lazily, while decoding
             whisper_model = load_speech_model(spec, settings)
-            segments, info = _faster_whisper(whisper_model, audio, language, settings)
-            words = [(w.start, w.end, w.word) for s in segments for w in s.words or []]
+            words, found = _faster_whisper(whisper_model, audio, language, settings)
         except RuntimeError as e:
             if not (is_auto_cuda(settings) and _is_cuda_error(e)):
                 raise
             cuda_failed(f"{type(e).__name__}: {e}")  # auto picks the CPU now
             return transcribe_audio(audio, backend, model, language, settings)
-        return Transcript(info.language, split_into_sentences(words))
+        return Transcript(found, split_into_sentences(words))
     whisper_model = load_speech_model(spec, settings)
     fp16 = whisper_device(settings)[1] == "float16"
     result = whisper_model.transcribe(
@@ -108,24 +109,77 @@ def _is_cuda_error(error):
 
 
 def _faster_whisper(whisper_model, audio, language, settings):
-    """Runs faster-whisper as :func:`whisper_decoding` says: sequential, or
-    the batched pipeline (cut by VAD, or into fixed 30-s clips without it)."""
+    """Runs faster-whisper as :func:`whisper_decoding` says: sequential (in
+    parallel parts cut at quiet moments), or the batched pipeline (cut by
+    VAD, or into fixed 30-s clips without it). Returns ``(words, language)``,
+    words as ``(start, end, text)``."""
     decoding = whisper_decoding(settings)
     kwargs = {
         "language": language or None,
         "beam_size": decoding.beam_size,
         "word_timestamps": True,
     }
-    if not decoding.batch_size:
-        return whisper_model.transcribe(audio, vad_filter=decoding.vad, **kwargs)
-    clips = None if decoding.vad else fixed_clips(len(audio) / SAMPLE_RATE)
-    return batched_pipeline(whisper_model).transcribe(
-        audio,
-        batch_size=decoding.batch_size,
-        vad_filter=decoding.vad,
-        clip_timestamps=clips,
-        **kwargs,
-    )
+    if decoding.batch_size:
+        clips = None if decoding.vad else fixed_clips(len(audio) / SAMPLE_RATE)
+        segments, info = batched_pipeline(whisper_model).transcribe(
+            audio,
+            batch_size=decoding.batch_size,
+            vad_filter=decoding.vad,
+            clip_timestamps=clips,
+            **kwargs,
+        )
+        return _words(segments), info.language
+    parts = min(decoding.streams, int(len(audio) / SAMPLE_RATE // MIN_STREAM_S))
+    cuts = quiet_cuts(audio, max(parts, 1))
+
+    def decode(n):  # the segments are lazy: decoding happens here
+        part = audio[cuts[n] : cuts[n + 1]]
+        segments, info = whisper_model.transcribe(
+            part, vad_filter=decoding.vad, **kwargs
+        )
+        return _words(segments, cuts[n] / SAMPLE_RATE), info.language
+
+    if len(cuts) == 2:
+        results = [decode(0)]
+    else:
+        with ThreadPoolExecutor(len(cuts) - 1) as pool:
+            results = list(pool.map(decode, range(len(cuts) - 1)))
+    return [w for words, _ in results for w in words], results[0][1]
+
+
+def _words(segments, offset=0.0):
+    return [
+        (w.start + offset, w.end + offset, w.word)
+        for s in segments
+        for w in s.words or []
+    ]
+
+
+def quiet_cuts(audio, parts, search_s=15.0, frame_s=0.02):
+    """Sample indices ``[0, ..., len(audio)]`` cutting ``audio`` into
+    ``parts`` of about equal length, so that no word is cut: each cut is the
+    middle of the longest quiet stretch (frames of ``frame_s`` within 10 dB
+    of the quietest one) found within ``search_s`` of an equal cut."""
+    hop, cuts = int(frame_s * SAMPLE_RATE), [0]
+    for k in range(1, parts):
+        target = len(audio) * k // parts
+        low = max(target - int(search_s * SAMPLE_RATE), cuts[-1] + hop)
+        frames = (min(target + int(search_s * SAMPLE_RATE), len(audio)) - low) // hop
+        if frames < 1:
+            continue
+        power = (audio[low : low + frames * hop].reshape(frames, hop) ** 2).mean(1)
+        start, length = _longest_run(power <= 10 * power.min() + 1e-10)
+        cuts.append(low + (2 * start + length) * hop // 2)
+    return cuts + [len(audio)]
+
+
+def _longest_run(flags):
+    """``(start, length)`` of the longest run of True in ``flags`` (the first
+    of equals)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(int), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    best = int(np.argmax(ends - starts))
+    return int(starts[best]), int(ends[best] - starts[best])
 
 
 def transcribe_video(video_path, info, options, window_s=None):
