@@ -43,6 +43,7 @@ HNSW_BUILDS = ((8, 64), (16, 128), (16, 256), (32, 256))
 EFS = (16, 32, 64, 128, 256)
 INSERT_BATCHES = (100, 1000, 5000)
 INSERT_ROWS = 100_000
+HNSW_CHOSEN = {"M": 16, "efConstruction": 128}  # brain_fixes.HNSW_BUILD
 
 
 def _pk(i):
@@ -168,6 +169,40 @@ def bench_size(alias, size):
     return {"size": size, "insert_s": round(insert_s, 1), "rows": rows}
 
 
+def bench_view_searches(alias, size, view_sizes=(1000, 10_000, 100_000)):
+    """A search within a view: brain sends ``pk in [every id of the view]``;
+    against it, unrestricted searches as deep as plugin.retrieval.frame_search
+    asks for large views (then keeps the view's hits)."""
+    base, queries = sv.base_and_queries(size, 20)
+    collection, _ = create_collection(alias, f"bench_views_{size}", base)
+    build(collection, _index("HNSW", HNSW_CHOSEN))
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in view_sizes:
+        ids = rng.choice(size, n, replace=False)
+        expr = "pk in [" + ",".join(f'"{_pk(i)}"' for i in ids) + "]"
+        rows.append({"view_ids": n, **_timed(collection, queries, expr, K)})
+    for depth in (40, 400, 4000):
+        rows.append({"depth": depth, **_timed(collection, queries, None, depth)})
+    collection.drop()
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return {"size": size, "rows": rows}
+
+
+def _timed(collection, queries, expr, limit):
+    latencies = []
+    for query in queries:
+        started = time.perf_counter()
+        collection.search([query], "vector", _search("ef", max(64, limit)),
+                          limit=limit, expr=expr)  # fmt: skip
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+    }
+
+
 def bench_brain_search(uri, size, build_params):
     """The chosen build through brain's own search (fixes applied)."""
     import fiftyone as fo
@@ -274,6 +309,21 @@ def to_markdown(results):
                 f"{r['build_s']} | {_kv(r['search'])} | "
                 f"{r['p50_ms']} / {r['p99_ms']} | {r['recall_at_10']} |"
             )
+    if results.get("views"):
+        lines += [
+            "",
+            f"Searches within a view ({results['views']['size']:,} rows,"
+            " HNSW M=16 efC=128, 20 queries): brain's `pk in [ids]` for a view"
+            " of N frames, and unrestricted searches of top-`depth`:",
+            "",
+        ]
+        for r in results["views"]["rows"]:
+            what = (
+                f"view of {r['view_ids']:,} frames"
+                if "view_ids" in r
+                else f"whole index, top-{r['depth']}"
+            )
+            lines.append(f"- {what}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")
     if results.get("brain_search"):
         lines += ["", "Through brain's own search (fixes applied):", ""]
     for r in results.get("brain_search", []):
@@ -296,6 +346,7 @@ def main(argv=None):
         "--parts",
         default="insert,sweep,brain",
         help="insert: brain's add_to_index vs ours; sweep: index parameters; "
+        "views: searches within a view (the first size); "
         "brain: brain's own search with the build brain_fixes uses now "
         "(insert and brain need FiftyOne); parts not run keep their saved "
         "results",
@@ -331,6 +382,8 @@ def main(argv=None):
             for size in sizes:
                 results["sizes"].append(bench_size("bench", size))
                 save_results(args.name, results, to_markdown)
+        if "views" in parts:
+            results["views"] = bench_view_searches("bench", sizes[0])
         if "brain" in parts:
             from plugin.retrieval import brain_fixes
 
