@@ -160,12 +160,15 @@ def test_migrate_copies_verifies_and_repoints_leaving_the_source(
         assert all(r["overlap_at_10"] == 1.0 for r in result["collections"])
         # the server's indexes: HNSW with the build params asked for
         server = real_milvus.milvus().client()
-        built = {k: lite_index.describe(server, n) for k, n in names.items()}
-        assert {k: (b["index_type"], b["params"]["M"]) for k, b in built.items()} == {
-            "frames": ("HNSW", 8),  # brain's own M
-            "transcripts": ("HNSW", 16),
-            "screen_text": ("HNSW", 16),
+        built = {k: lite_index.describe(server, n)["params"] for k, n in names.items()}
+        asked = {
+            kind: migrate._index_params(
+                {"kind": kind, "metric": "cosine"}, real_milvus.milvus(), 0
+            )
+            for kind in names
         }
+        assert {a["index_type"] for a in asked.values()} == {"HNSW"}
+        assert built == {k: a["params"] for k, a in asked.items()}
         # the source is intact
         client = local_store.milvus().client()
         assert all(client.has_collection(n) for n in names.values())
