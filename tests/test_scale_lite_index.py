@@ -133,12 +133,13 @@ def test_writes_refit_only_lite_collections_and_servers_keep_hnsw():
 
     def brain_add(self, embeddings, sample_ids, label_ids=None, batch_size=100):
         calls.append(batch_size)
-        return "added"
 
     fake = type("Index", (), {"collection": None})()
     add = brain_fixes._wrap_add_to_index(brain_add)
-    assert add(fake, np.zeros((2, 4)), ["a", "b"]) == "added"
-    assert calls == [100]  # brain's own batches: larger ones were not faster
+    # Calls off brain's plain path (label ids) go to brain, in larger batches
+    # (the plain path is ours: tests/test_brain_fixes.py, on a real server)
+    add(fake, np.zeros((2, 4)), ["a", "b"], label_ids=["x", "y"])
+    assert calls == [brain_fixes.INSERT_BATCH]
     brain_fixes.apply()
     config = brain_fixes.brain_milvus.MilvusSimilarityConfig(
         metric="cosine", uri="http://h:1"

@@ -52,12 +52,7 @@ WRITTEN_FOR = "0.27.0"  # re-check this module before changing it
 
 _MIN_EF = 64
 _MAX_EF = 32768  # Milvus' upper bound for HNSW ef
-# Server HNSW, chosen by recall on realistic vectors at 1M rows
-# (bench/results/scale_server*.md): at ef 64 brain's M=8/efC=64 gives
-# recall@10 0.993 on the harder set, this 0.9965 for a 1.6x longer build and
-# the same latency (~3 ms p50, the round trip dominates); at ef 32, 0.978 vs
-# 0.991. M=32 / efC=256 gained nothing more at ef 64 for a 2.4x build.
-HNSW_BUILD = {"M": 16, "efConstruction": 128}
+HNSW_BUILD = lite_index.SERVER_HNSW_BUILD  # a server's frame collections
 INSERT_BATCH = 1000  # rows per insert call (brain's: 100)
 _LOCK = threading.Lock()
 logger = logging.getLogger(__name__)

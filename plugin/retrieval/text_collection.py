@@ -102,7 +102,7 @@ def index_params(connection, metric, rows=0):
     metric_type = MILVUS_METRICS[metric]
     if is_lite(connection):
         return lite_index.lite_index_params(metric_type, rows)
-    params = {"M": 16, "efConstruction": 64}
+    params = dict(lite_index.SERVER_HNSW_BUILD)
     return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
 
 
