@@ -50,6 +50,8 @@ from plugin.retrieval.frame_index import (
     load_frame_index,
     sync_frame_index,
 )
+from plugin.retrieval.screen_text_index import SCREEN_TEXT, screen_text_spans
+from plugin.retrieval.text_index import video_ids
 from plugin.retrieval.transcript_index import (
     build_transcript_index,
     delete_transcript_index,
@@ -57,6 +59,7 @@ from plugin.retrieval.transcript_index import (
 )
 from plugin.video.alignment import segment_frame_ids
 from plugin.video.importer import import_videos
+from plugin.video.screen_text import TEXT_FIELD as SCREEN_TEXT_FIELD
 from plugin.video.transcripts import load_transcript_segments, load_video_records
 
 KEY = "frame_sim"
@@ -273,6 +276,20 @@ def test_operators_validate_their_forms_and_run(curated, plugin_loaded):
     assert not form("select_shown_frames", {})["shown"].invalid
 
 
+def _check_screen_text_follows_frames(dataset, done, spans_before, store):
+    spans = {s["segment_id"] for s in screen_text_spans(dataset, video_ids(dataset))}
+    assert 0 < len(spans) < len(spans_before)  # spans merged or went away
+    removed = done["text_rows_removed"][SCREEN_TEXT.kind]
+    assert removed == len({s["segment_id"] for s in spans_before} - spans)
+    name = SCREEN_TEXT.info(dataset)["collection_name"]
+    rows = (
+        store.milvus()
+        .client()
+        .query(name, filter="start >= 0", output_fields=["segment_id"])
+    )
+    assert {r["segment_id"] for r in rows} == spans
+
+
 def test_deleting_extras_syncs_every_index_and_keeps_the_rest(curated, local_store):
     dataset, scene_of = curated
     records = load_video_records(dataset)
@@ -280,8 +297,17 @@ def test_deleting_extras_syncs_every_index_and_keeps_the_rest(curated, local_sto
     find_duplicates(dataset, KEY)
     kept = set(dataset.values("id")) - set(dataset.exists(DISTANCE_FIELD).values("id"))
     c_video = dataset.match({"video_path": {"$regex": "/c.mp4$"}}).first().video_id
+    # on-screen text: each frame shows its scene's slide; one span per run
+    ids = dataset.values("id")
+    dataset.set_values(SCREEN_TEXT_FIELD, [f"SLIDE {scene_of[i]}" for i in ids])
+    SCREEN_TEXT.build(dataset, settings=local_store)
+    spans_before = screen_text_spans(dataset, video_ids(dataset))
 
-    done = delete_extras(dataset, settings=local_store)
+    try:
+        done = delete_extras(dataset, settings=local_store)
+        _check_screen_text_follows_frames(dataset, done, spans_before, local_store)
+    finally:
+        SCREEN_TEXT.delete(dataset, settings=local_store)
 
     assert done["deleted"] == 3
     assert done["videos_emptied"] == [c_video]

@@ -40,10 +40,8 @@ from plugin.retrieval.frame_index import (
     load_frame_index,
     sync_frame_index,
 )
-from plugin.retrieval.transcript_index import (
-    sync_transcript_index,
-    transcript_index_info,
-)
+from plugin.retrieval.text_index import text_sources
+from plugin.retrieval.transcript_index import TRANSCRIPTS
 from plugin.video import alignment
 from plugin.video import transcripts as records
 
@@ -150,7 +148,9 @@ def delete_extras(samples, settings=None, progress=None):
     Returns:
         a dict: ``deleted`` (frames), ``videos_emptied`` (video ids that
         lost all their frames), ``frame_indexes`` (``{brain key: vectors
-        removed}``), ``transcript_segments_removed``, ``maps`` (frame maps
+        removed}``), ``text_rows_removed`` (``{text index kind: rows
+        removed}``: transcripts, screen text), ``transcript_segments_removed``
+        (the transcripts' share), ``maps`` (frame maps
         fitted again)
     """
     dataset = samples._root_dataset
@@ -172,10 +172,13 @@ def delete_extras(samples, settings=None, progress=None):
         report(progress, 0.3 + 0.4 * n / len(keys), f"Syncing frame index {key}")
         synced = sync_frame_index(dataset, key, settings=settings)
         result["frame_indexes"][key] = synced["removed"]
-    if result["videos_emptied"] and transcript_index_info(dataset):
-        report(progress, 0.75, "Syncing the transcript index")
-        synced = sync_transcript_index(dataset, settings=settings)
-        result["transcript_segments_removed"] = synced["removed"]
+    for source in text_sources():  # screen-text spans follow their frames
+        if source.info(dataset):
+            report(progress, 0.75, f"Syncing the {source.what} index")
+            synced = source.sync(dataset, settings=settings)
+            result["text_rows_removed"][source.kind] = synced["removed"]
+    removed = result["text_rows_removed"]
+    result["transcript_segments_removed"] = removed.get(TRANSCRIPTS.kind, 0)
     for map_key in frame_maps(dataset):
         report(progress, 0.85, f"Refitting frame map {map_key}")
         result["maps"].append(_refit_map(dataset, map_key))
@@ -200,6 +203,7 @@ def _deletion_summary():
         "videos_emptied": [],
         "frame_indexes": {},
         "transcript_segments_removed": 0,
+        "text_rows_removed": {},
         "maps": [],
     }
 
