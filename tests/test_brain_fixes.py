@@ -153,25 +153,35 @@ def test_prepare_process_makes_search_params_well_formed(tmp_path):
     }
 
 
-def test_lite_collections_use_flat_and_return_k_hits(local_store):
-    """A real index on the managed local store: FLAT index, and k=50 > brain's
-    ef of 10 returns 50 hits."""
-    prepare_process(local_store)
-    connection = local_store.milvus()
+def _dataset_of(rows):
     dataset = fo.Dataset(f"vrag-fixes-{uuid.uuid4().hex[:8]}")
-    dataset.add_samples([fo.Sample(filepath=f"/x/{i}.jpg") for i in range(80)])
-    vectors = np.random.default_rng(0).normal(size=(80, 16)).astype(np.float32)
-    collection = f"vrag_fixes_{uuid.uuid4().hex[:8]}"
-    index = fob.compute_similarity(
+    dataset.add_samples([fo.Sample(filepath=f"/x/{i}.jpg") for i in range(rows)])
+    return dataset
+
+
+def _brain_index(store, dataset, embeddings, metric, collection):
+    """A brain Milvus index on ``store`` (Settings), fixes applied."""
+    prepare_process(store)
+    return fob.compute_similarity(
         dataset,
         backend="milvus",
         brain_key="fixes",
-        embeddings=vectors,
-        metric="dotproduct",
+        embeddings=embeddings,
+        metric=metric,
         collection_name=collection,
         consistency_level="Strong",
-        **connection.credentials(),
+        **store.milvus().credentials(),
     )
+
+
+def test_lite_collections_use_flat_and_return_k_hits(local_store):
+    """A real index on the managed local store: FLAT index, and k=50 > brain's
+    ef of 10 returns 50 hits."""
+    connection = local_store.milvus()
+    dataset = _dataset_of(80)
+    vectors = np.random.default_rng(0).normal(size=(80, 16)).astype(np.float32)
+    collection = f"vrag_fixes_{uuid.uuid4().hex[:8]}"
+    index = _brain_index(local_store, dataset, vectors, "dotproduct", collection)
     try:
         client = connection.client()
         (name,) = client.list_indexes(collection)
@@ -216,23 +226,12 @@ def test_inserts_numpy_batches_with_exact_rows_on_the_real_server(real_milvus):
     """brain's plain add_to_index path is ours on a real server: rows sent as
     numpy arrays in INSERT_BATCH calls (not brain's 100), every row stored
     once with its exact vector, and brain's own search finds them."""
-    prepare_process(real_milvus)
-    connection = real_milvus.milvus()
-    dataset = fo.Dataset(f"vrag-insert-{uuid.uuid4().hex[:8]}")
     rows = 2 * brain_fixes.INSERT_BATCH + 7
-    dataset.add_samples([fo.Sample(filepath=f"/x/{i}.jpg") for i in range(rows)])
+    dataset = _dataset_of(rows)
     ids = dataset.values("id")
     vectors = np.random.default_rng(1).normal(size=(rows, 24)).astype(np.float32)
-    index = fob.compute_similarity(
-        dataset,
-        backend="milvus",
-        brain_key="inserts",
-        embeddings=False,
-        metric="cosine",
-        collection_name=f"vrag_insert_{uuid.uuid4().hex[:8]}",
-        consistency_level="Strong",
-        **connection.credentials(),
-    )
+    collection = f"vrag_insert_{uuid.uuid4().hex[:8]}"
+    index = _brain_index(real_milvus, dataset, False, "cosine", collection)
     try:
         index.add_to_index(vectors[:1], ids[:1])  # creates the collection
         sent = []
