@@ -5,24 +5,30 @@ In one run, on narrated videos whose narration is known (so the word error
 rate can be measured):
 
 1. Whisper (faster-whisper tiny.en, int8 on the CPU) on the 10-minute bench
-   video and the 25-s sample video: sequential beam 5 (the CPU default),
-   the BatchedInferencePipeline (batch 8, VAD), sequential with VAD, and
-   sequential greedy (beam 1): seconds and WER.
-2. One import of the 10-minute video with the defaults: seconds per stage,
-   real-time factor (video seconds per wall second, "x real time").
+   video and the 25-s sample video, each variant of :data:`DECODING` in
+   turn, ``--rounds`` times (the machine is shared: medians, and the load
+   when each ran): the CPU default (beam 3, 2 streams of 1 thread), the old
+   one (beam 5, 1 stream of 2 threads), 1 stream of 1 thread, beams 5 and
+   1, the BatchedInferencePipeline (batch 8, VAD), sequential with VAD:
+   seconds, CPU seconds, WER; then the WER of three of them with the video
+   cut to start at 5 places (one cut's WER is partly luck).
+2. Imports of the 10-minute video, variants in turn: the defaults
+   (transcription while frames are sampled), without that overlap, and the
+   old default: seconds per stage, real-time factor ("x real time").
 3. A library of 4 distinct 150-s videos (10 minutes in all) imported by the
    worker pool (plugin/video/pool.py) with 1 worker and with one per core:
    x real time, speed-up, peak memory of a worker.
 
 Results: ``bench/results/scale_ingest.json`` and ``.md``. Run from the repo
-root: ``.venv/bin/python bench/bench_scale_ingest.py [--quick]`` (quick:
-without the slow sequential+VAD variant).
+root: ``.venv/bin/python bench/bench_scale_ingest.py [--quick] [--rounds N]``
+(quick: without the slow sequential+VAD variant; rounds: 2 by default).
 """
 
-import json
+import contextlib
 import os
 import re
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -94,70 +100,174 @@ def wer(reference, hypothesis):
     return float(row[-1] / len(ref))
 
 
-def bench_decoding(video, quick):
-    """Seconds and WER per decoding variant, on the 10-min and 25-s clips."""
+#: name -> (settings overrides, environment): CPU threads come from
+#: OMP_NUM_THREADS (plugin/models/speech.py), 2 on this machine
+OLD_DEFAULT = {"whisper_streams": "1", "whisper_beam_size": "5"}
+DECODING = {
+    "beam 3, 2 streams of 1 thread (CPU default)": ({}, {}),
+    "beam 5, 1 stream of 2 threads (old default)": (OLD_DEFAULT, {}),
+    "beam 5, 1 stream of 1 thread": (
+        {"whisper_beam_size": "5"},
+        {"OMP_NUM_THREADS": "1"},
+    ),
+    "beam 3, 1 stream of 1 thread": ({}, {"OMP_NUM_THREADS": "1"}),
+    "beam 5, 2 streams": ({"whisper_beam_size": "5"}, {}),
+    "beam 1 (greedy), 2 streams": ({"whisper_beam_size": "1"}, {}),
+    "batched 8 + VAD, beam 5 (GPU default's path)": ({"whisper_batch_size": "8"}, {}),
+    "sequential beam 5 + VAD": ({"whisper_vad": "on", **OLD_DEFAULT}, {}),
+}
+#: where the 10-min video is cut to start, for WER less tied to one cut
+CUT_STARTS_S = (0, 30, 75, 125, 200)
+CUT_VARIANTS = (
+    "beam 3, 2 streams of 1 thread (CPU default)",
+    "beam 5, 1 stream of 2 threads (old default)",
+    "beam 5, 2 streams",
+)
+
+
+@contextlib.contextmanager
+def environment(values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def bench_decoding(video, quick, rounds):
+    """Seconds, CPU seconds and WER per decoding variant, on the 10-min and
+    25-s clips; variants in turn, ``rounds`` times (reversed every other)."""
     from plugin.demo import SAMPLE_VIDEO
-    from plugin.settings import Settings
-    from plugin.video.transcribe import load_audio, transcribe_audio
+    from plugin.video.transcribe import load_audio
 
     clips = {
         "10min": (load_audio(video), bench_narration()),
         "sample": (load_audio(SAMPLE_VIDEO), SAMPLE_TEXT),
     }
-    variants = {
-        "sequential beam 5 (CPU default)": {},
-        "batched 8 + VAD (GPU default's path)": {"whisper_batch_size": 8},
-        "sequential beam 5 + VAD": {"whisper_vad": "on"},
+    names = [n for n in DECODING if not (quick and "VAD" in n and "seq" in n)]
+    runs = {name: {clip: [] for clip in clips} for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            for clip, (audio, text) in clips.items():
+                runs[name][clip].append(_decode(name, audio, text))
+                print(r, name, clip, runs[name][clip][-1], flush=True)
+    return {
+        name: {clip: _median_row(rows) for clip, rows in by_clip.items()}
+        for name, by_clip in runs.items()
     }
-    if quick:
-        variants.pop("sequential beam 5 + VAD")
-    transcribe_audio(clips["sample"][0], settings=Settings.load(whisper_device="cpu"))
+
+
+def bench_cut_wer(audio, names):
+    """WER of each variant on the 10-min video cut to start at each of
+    :data:`CUT_STARTS_S` (where streams split and windows fall moves)."""
     rows = {}
-    for name, overrides in variants.items():
-        settings = Settings.load(whisper_device="cpu", **overrides)
-        row = {}
-        for clip, (audio, text) in clips.items():
-            started = time.perf_counter()
-            transcript = transcribe_audio(audio, settings=settings)
-            seconds = time.perf_counter() - started
-            said = " ".join(s.text for s in transcript.segments)
-            row[clip] = {
-                "seconds": round(seconds, 2),
-                "x_real_time": round(len(audio) / 16000 / seconds, 1),
-                "wer": round(wer(text, said), 3),
-                "segments": len(transcript.segments),
-            }
-        rows[name] = row
-        print(name, json.dumps(row), flush=True)
+    for name in names:
+        rates = []
+        for start in CUT_STARTS_S:
+            first = int(start // SCENE_S)
+            text = " ".join(_sentence(n) for n in range(first, 120))
+            part = audio[int(first * SCENE_S * 16000) :]
+            rates.append(_decode(name, part, text)["wer"])
+        rows[name] = {"wers": rates, "mean_wer": round(float(np.mean(rates)), 3)}
+        print("cuts", name, rows[name], flush=True)
     return rows
 
 
-def bench_import(video, duration):
+def _decode(name, audio, text):
+    from plugin.models.speech import load_speech_model
+    from plugin.settings import Settings
+    from plugin.video.transcribe import transcribe_audio
+
+    overrides, env = DECODING[name]
+    with environment(env):
+        settings = Settings.load(whisper_device="cpu", **overrides)
+        load_speech_model(("faster-whisper", "tiny.en"), settings)  # not timed
+        load, cpu = os.getloadavg()[0], time.process_time()
+        started = time.perf_counter()
+        transcript = transcribe_audio(audio, settings=settings)
+        seconds = time.perf_counter() - started
+    said = " ".join(s.text for s in transcript.segments)
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "x_real_time": round(len(audio) / 16000 / seconds, 1),
+        "wer": round(wer(text, said), 3),
+        "segments": len(transcript.segments),
+        "load": round(load, 1),
+    }
+
+
+def _median_row(rows):
+    row = {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+    row.update(runs=len(rows), wer_max=max(r["wer"] for r in rows))
+    return row
+
+
+OLD_IMPORT = "old default (beam 5, 1 stream of 2 threads, no overlap)"
+#: name -> (environment, transcription overlaps frame sampling)
+IMPORTS = {
+    "defaults (2 streams, transcribing while sampling)": ({}, True),
+    "2 streams, no overlap": ({}, False),
+    OLD_IMPORT: (
+        {"VRAG_WHISPER_STREAMS": "1", "VRAG_WHISPER_BEAM_SIZE": "5"},
+        False,
+    ),
+}
+
+
+def bench_import(video, duration, rounds):
+    """Imports of ``video`` per variant of :data:`IMPORTS`, in turn."""
+    runs = {name: [] for name in IMPORTS}
+    for env in ({}, IMPORTS[OLD_IMPORT][0]):  # loads the models, warms the database
+        _import(video, duration, env, False)
+    for r in range(rounds):
+        for name in IMPORTS if r % 2 == 0 else list(IMPORTS)[::-1]:
+            runs[name].append(_import(video, duration, *IMPORTS[name]))
+            print("import", r, name, runs[name][-1], flush=True)
+    return {name: _median_import(rows) for name, rows in runs.items()}
+
+
+def _import(video, duration, env, overlap):
     import fiftyone as fo
 
-    from plugin.video.importer import import_videos
+    from plugin.video import importer
 
     name = "vrag-bench-scale-import"
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
-    started = time.perf_counter()
-    (result,) = import_videos([video], dataset=name).videos
-    wall = time.perf_counter() - started
+    importer.TRANSCRIBE_WHILE_SAMPLING = overlap
+    with environment(env):
+        load, cpu = os.getloadavg()[0], time.process_time()
+        started = time.perf_counter()
+        (result,) = importer.import_videos([video], dataset=name).videos
+        wall = time.perf_counter() - started
+    importer.TRANSCRIBE_WHILE_SAMPLING = True
     fo.delete_dataset(name)
     if result.status != "imported":
         raise RuntimeError(f"import failed: {result.message}")
     stages = {k: round(v, 2) for k, v in result.seconds.items()}
-    stages["other (hashing, probing, model load)"] = round(
-        wall - sum(result.seconds.values()), 2
-    )
+    # with the overlap, sampling and writing frames ran during transcription
+    stages["rest (not during transcription)"] = round(wall - stages["transcription"], 2)
     return {
         "wall_s": round(wall, 2),
+        "cpu_s": round(time.process_time() - cpu, 2),
         "x_real_time": round(duration / wall, 1),
+        "load": round(load, 1),
         "stages_s": stages,
-        "shares": {k: round(v / wall, 3) for k, v in stages.items()},
         "frames": result.num_frames,
         "segments": result.num_segments,
     }
+
+
+def _median_import(rows):
+    """The run of median wall time (its stages with it), and every wall time."""
+    middle = sorted(rows, key=lambda r: r["wall_s"])[(len(rows) - 1) // 2]
+    return {**middle, "walls_s": [r["wall_s"] for r in rows]}
 
 
 def bench_pool(paths, duration):
@@ -191,37 +301,58 @@ def bench_pool(paths, duration):
 
 
 def to_markdown(r):
-    imp = r["import"]
     lines = [
-        f"Machine: {r['cpus']} CPU cores (shared with other work), load "
-        f"{r['load_before']} at the start. faster-whisper tiny.en, int8, CPU.",
+        f"Machine: {r['cpus']} CPU cores, shared with other work: load average "
+        f"{r['load_before']} at the start, {r['load_after']} at the end (each "
+        "run's own is in the JSON). faster-whisper tiny.en, int8, CPU. Variants "
+        f"ran in turn, {r['rounds']} rounds; medians.",
         "",
-        "**Whisper decoding** (seconds; x real time; word error rate against the "
-        "known narration):",
+        "**Whisper decoding** (seconds; x real time; CPU seconds of the process; "
+        "word error rate against the known narration):",
         "",
-        "| Variant | 10-min video | WER | 25-s sample | WER |",
-        "|---|---:|---:|---:|---:|",
+        "| Variant | 10-min video | CPU s | WER | 25-s sample | CPU s | WER |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in r["decoding"].items():
         a, b = row["10min"], row["sample"]
         lines.append(
-            f"| {name} | {a['seconds']} s ({a['x_real_time']}x) | {a['wer']} | "
-            f"{b['seconds']} s | {b['wer']} |"
+            f"| {name} | {a['seconds']} s ({a['x_real_time']}x) | {a['cpu_s']} | "
+            f"{a['wer']} | {b['seconds']} s | {b['cpu_s']} | {b['wer']} |"
         )
     lines += [
         "",
-        f"**One 10-minute video, defaults**: {imp['wall_s']} s, "
-        f"**{imp['x_real_time']}x real time** ({imp['frames']} frames, "
-        f"{imp['segments']} transcript segments).",
+        "**WER with the 10-min video cut to start at "
+        f"{', '.join(map(str, CUT_STARTS_S))} s** (the streams' split and the "
+        "30-s windows fall elsewhere):",
         "",
-        "| Stage | Seconds | Share |",
-        "|---|---:|---:|",
+        "| Variant | WERs | mean |",
+        "|---|---|---:|",
         *[
-            f"| {k} | {v} | {imp['shares'][k]:.0%} |"
-            for k, v in imp["stages_s"].items()
+            f"| {name} | {', '.join(map(str, row['wers']))} | {row['mean_wer']} |"
+            for name, row in r["cut_wer"].items()
         ],
         "",
-        f"**Library of {LIBRARY_VIDEOS} videos ({r['library_s'] / 60:.0f} min), worker pool**:",
+        "**One 10-minute video, imported** (median of the wall times listed):",
+        "",
+        "| Variant | Wall s | x real time | CPU s | sampling | writing | "
+        "transcription | rest | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, imp in r["import"].items():
+        st = imp["stages_s"]
+        lines.append(
+            f"| {name} | {imp['wall_s']} | **{imp['x_real_time']}x** | "
+            f"{imp['cpu_s']} | {st['sampling']} | {st['writing']} | "
+            f"{st['transcription']} | {st['rest (not during transcription)']} | "
+            f"{', '.join(map(str, imp['walls_s']))} |"
+        )
+    lines += [
+        "",
+        "(rest: the wall time outside transcription; with the overlap, sampling "
+        "and writing the frames ran during it.)",
+        "",
+        f"**Library of {LIBRARY_VIDEOS} videos ({r['library_s'] / 60:.0f} min), "
+        "worker pool**:",
         "",
         "| Workers | Threads each | Wall s | x real time | Speed-up |",
         "|---:|---:|---:|---:|---:|",
@@ -237,19 +368,27 @@ def to_markdown(r):
 
 
 def main():
+    from plugin.video.transcribe import load_audio
+
     quick = "--quick" in sys.argv
+    rounds = (
+        int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 2
+    )
     video = make_bench_video()
     library = make_library()
     with tempfile.TemporaryDirectory() as home:
         os.environ.setdefault("VRAG_HOME", home)
         results = {
             "cpus": os.cpu_count(),
+            "rounds": rounds,
             "load_before": round(os.getloadavg()[0], 2),
-            "decoding": bench_decoding(video, quick),
-            "import": bench_import(video, 600.0),
+            "decoding": bench_decoding(video, quick, rounds),
+            "cut_wer": bench_cut_wer(load_audio(video), CUT_VARIANTS),
+            "import": bench_import(video, 600.0, rounds),
             "library_s": LIBRARY_VIDEOS * LIBRARY_SCENES * SCENE_S,
         }
         results["pool"] = bench_pool(library, results["library_s"])
+        results["load_after"] = round(os.getloadavg()[0], 2)
     save_results("scale_ingest", results, to_markdown)
 
 
