@@ -7,9 +7,9 @@ rate can be measured):
 1. Whisper (faster-whisper tiny.en, int8 on the CPU) on the 10-minute bench
    video and the 25-s sample video, each variant of :data:`DECODING` in
    turn, ``--rounds`` times (the machine is shared: medians, and the load
-   when each ran): the CPU default (beam 3, 2 streams of 1 thread), the old
-   one (beam 5, 1 stream of 2 threads), 1 stream of 1 thread, beams 5 and
-   1, the BatchedInferencePipeline (batch 8, VAD), sequential with VAD:
+   when each ran): the CPU default (beam 5, 2 streams of 1 thread), the old
+   one (1 stream of 2 threads), 1 stream of 1 thread, beams 3 and 1, the
+   BatchedInferencePipeline (batch 8, VAD), sequential with VAD:
    seconds, CPU seconds, WER; then the WER of three of them with the video
    cut to start at 5 places (one cut's WER is partly luck).
 2. Imports of the 10-minute video, variants in turn: the defaults
@@ -102,26 +102,25 @@ def wer(reference, hypothesis):
 
 #: name -> (settings overrides, environment): CPU threads come from
 #: OMP_NUM_THREADS (plugin/models/speech.py), 2 on this machine
-OLD_DEFAULT = {"whisper_streams": "1", "whisper_beam_size": "5"}
+OLD_DEFAULT = {"whisper_streams": "1"}
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+BEAM_3 = {"whisper_beam_size": "3"}
 DECODING = {
-    "beam 3, 2 streams of 1 thread (CPU default)": ({}, {}),
+    "beam 5, 2 streams of 1 thread (CPU default)": ({}, {}),
     "beam 5, 1 stream of 2 threads (old default)": (OLD_DEFAULT, {}),
-    "beam 5, 1 stream of 1 thread": (
-        {"whisper_beam_size": "5"},
-        {"OMP_NUM_THREADS": "1"},
-    ),
-    "beam 3, 1 stream of 1 thread": ({}, {"OMP_NUM_THREADS": "1"}),
-    "beam 5, 2 streams": ({"whisper_beam_size": "5"}, {}),
+    "beam 5, 1 stream of 1 thread": ({}, ONE_THREAD),
+    "beam 3, 2 streams": (BEAM_3, {}),
+    "beam 3, 1 stream of 1 thread": (BEAM_3, ONE_THREAD),
     "beam 1 (greedy), 2 streams": ({"whisper_beam_size": "1"}, {}),
-    "batched 8 + VAD, beam 5 (GPU default's path)": ({"whisper_batch_size": "8"}, {}),
+    "batched 8 + VAD (GPU default's path)": ({"whisper_batch_size": "8"}, {}),
     "sequential beam 5 + VAD": ({"whisper_vad": "on", **OLD_DEFAULT}, {}),
 }
 #: where the 10-min video is cut to start, for WER less tied to one cut
 CUT_STARTS_S = (0, 30, 75, 125, 200)
 CUT_VARIANTS = (
-    "beam 3, 2 streams of 1 thread (CPU default)",
+    "beam 5, 2 streams of 1 thread (CPU default)",
     "beam 5, 1 stream of 2 threads (old default)",
-    "beam 5, 2 streams",
+    "beam 3, 2 streams",
 )
 
 
@@ -167,13 +166,17 @@ def bench_cut_wer(audio, names):
     :data:`CUT_STARTS_S` (where streams split and windows fall moves)."""
     rows = {}
     for name in names:
-        rates = []
+        runs = []
         for start in CUT_STARTS_S:
             first = int(start // SCENE_S)
             text = " ".join(_sentence(n) for n in range(first, 120))
-            part = audio[int(first * SCENE_S * 16000) :]
-            rates.append(_decode(name, part, text)["wer"])
-        rows[name] = {"wers": rates, "mean_wer": round(float(np.mean(rates)), 3)}
+            runs.append(_decode(name, audio[int(first * SCENE_S * 16000) :], text))
+        rows[name] = {
+            "wers": [r["wer"] for r in runs],
+            "mean_wer": round(float(np.mean([r["wer"] for r in runs])), 3),
+            "segments": [r["segments"] for r in runs],
+            "sentences": [2 * (120 - int(t // SCENE_S)) for t in CUT_STARTS_S],
+        }
         print("cuts", name, rows[name], flush=True)
     return rows
 
@@ -208,13 +211,13 @@ def _median_row(rows):
     return row
 
 
-OLD_IMPORT = "old default (beam 5, 1 stream of 2 threads, no overlap)"
+OLD_IMPORT = "old default (1 stream of 2 threads, no overlap)"
 #: name -> (environment, transcription overlaps frame sampling)
 IMPORTS = {
     "defaults (2 streams, transcribing while sampling)": ({}, True),
     "2 streams, no overlap": ({}, False),
     OLD_IMPORT: (
-        {"VRAG_WHISPER_STREAMS": "1", "VRAG_WHISPER_BEAM_SIZE": "5"},
+        {"VRAG_WHISPER_STREAMS": "1"},
         False,
     ),
 }
@@ -325,10 +328,12 @@ def to_markdown(r):
         f"{', '.join(map(str, CUT_STARTS_S))} s** (the streams' split and the "
         "30-s windows fall elsewhere):",
         "",
-        "| Variant | WERs | mean |",
-        "|---|---|---:|",
+        "| Variant | WERs | mean | segments (sentences said) |",
+        "|---|---|---:|---|",
         *[
-            f"| {name} | {', '.join(map(str, row['wers']))} | {row['mean_wer']} |"
+            f"| {name} | {', '.join(map(str, row['wers']))} | {row['mean_wer']} | "
+            + ", ".join(f"{a} ({b})" for a, b in zip(row["segments"], row["sentences"]))
+            + " |"
             for name, row in r["cut_wer"].items()
         ],
         "",

@@ -25,16 +25,16 @@ GB = 1_000_000_000
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        # the CPU default: sequential beam 3, 2 streams (of 4 threads here)
-        ({"whisper_device": "cpu"}, speech.Decoding(0, False, 3, streams=2)),
+        # the CPU default: sequential beam 5, 2 streams (of 4 threads here)
+        ({"whisper_device": "cpu"}, speech.Decoding(0, False, 5, streams=2)),
         ({"whisper_device": "cuda"}, speech.Decoding(16, True, 5, streams=1)),
         (
             {"whisper_device": "cpu", "whisper_streams": "1"},
-            speech.Decoding(0, False, 3, streams=1),
+            speech.Decoding(0, False, 5, streams=1),
         ),
         (
-            {"whisper_device": "cpu", "whisper_beam_size": "5"},
-            speech.Decoding(0, False, 5, streams=2),
+            {"whisper_device": "cpu", "whisper_beam_size": "3"},
+            speech.Decoding(0, False, 3, streams=2),
         ),
         (
             {"whisper_device": "cpu", "whisper_batch_size": "8"},
@@ -50,7 +50,7 @@ GB = 1_000_000_000
         ),
         (
             {"whisper_device": "cpu", "whisper_vad": "on"},
-            speech.Decoding(0, True, 3, streams=2),
+            speech.Decoding(0, True, 5, streams=2),
         ),
     ],
 )
@@ -64,7 +64,7 @@ def test_decoding_follows_the_device_and_the_settings_override_it(
 def test_one_cpu_thread_means_one_stream(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     decoding = speech.whisper_decoding(Settings.load(whisper_device="cpu"))
-    assert decoding == speech.Decoding(0, False, 3, streams=1)
+    assert decoding == speech.Decoding(0, False, 5, streams=1)
 
 
 def test_the_cpu_model_lets_each_stream_decode_at_once(monkeypatch):

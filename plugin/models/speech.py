@@ -59,8 +59,6 @@ logger = logging.getLogger(__name__)
 #: :func:`whisper_decoding` and docs/scaling.md for the measurements.
 GPU_BATCH_SIZE = 16
 BEAM_SIZE = 5
-#: Beam width of sequential decoding on CPUs (see :func:`whisper_decoding`)
-CPU_BEAM_SIZE = 3
 #: A part decoded by one stream is at least this long: each part starts
 #: without the text before it, which costs words (bench_scale_ingest.py).
 MIN_STREAM_S = 120.0
@@ -256,29 +254,29 @@ class Decoding:
 def whisper_decoding(settings=None):
     """The :class:`Decoding` for the device of :func:`whisper_device`.
 
-    ``auto`` (the default): on CUDA, the batched pipeline (batch 16) with
-    VAD and beam 5. On CPUs, sequential decoding (each 30-s window
-    conditioned on the text before it) with beam 3, no VAD, in
-    ``MAX_STREAMS`` streams sharing the CPU threads: a window longer than
-    2 x ``MIN_STREAM_S`` is cut at a quiet moment into parts decoded at
-    once, each from its own start (``quiet_cuts`` in
-    :mod:`plugin.video.transcribe`).
+    ``auto`` (the default), beam 5: on CUDA, the batched pipeline (batch
+    16) with VAD. On CPUs, sequential decoding (each 30-s window conditioned
+    on the text before it), no VAD, in ``MAX_STREAMS`` streams sharing the
+    CPU threads: a window longer than 2 x ``MIN_STREAM_S`` is cut at a quiet
+    moment into parts decoded at once, each from its own start
+    (``quiet_cuts`` in :mod:`plugin.video.transcribe`).
 
-    Why, measured on 2 cores (bench/bench_scale_ingest.py, 10-minute
-    narrated video, quiet machine, 4 rounds): one decoder of 2 threads took
-    15-19 s (its threads wait on each other at every small decoding step;
-    under load, far worse), one of 1 thread 13.5-14.6 s, 2 streams of 1
-    thread 9.0-9.4 s. Word error rate against the known narration: 0.03 for
-    one stream, 0.04-0.05 for 2 (a part's start lacks the text before it),
-    0.035 vs 0.043 averaged over 5 cuts of the video; beam 3 decodes ~7%
-    less and scored the same (0.04-0.044 on the whole video; 0.07 on the
-    varied 25-s sample for beams 3 and 5, 0.16 for beam 1). Not chosen: the
+    Why, measured on 2 cores (bench/results/scale_ingest.md, 10-minute
+    narrated video, quiet machine): one decoder of 2 threads took 17-18 s
+    (the threads wait on each other at every small decoding step; under
+    load far worse), one of 1 thread 14-15 s, 2 streams of 1 thread 8.7-9.3
+    s: a 10-minute import in 8-9 s instead of 17. The price: each part
+    starts without the text before it; word error rate against the known
+    narration 0.049 instead of 0.03 on the whole video, 0.044-0.051 instead
+    of 0.036 averaged over 5 cuts of it, the same 0.07 on the varied 25-s
+    sample. Not chosen: beam 3 (no faster, same WER, and drops periods more
+    often, so sentences merge), beam 1 (WER 0.16 on the sample), the
     batched pipeline (WER 0.09: 30-s chunks decoded without the previous
-    text drop words, so sentences merge) and VAD before sequential decoding
-    (3.5x SLOWER, WER 0.2-0.36: with the pauses cut, a 30-s window of this
-    repetitive narration compresses past faster-whisper's
-    ``compression_ratio_threshold`` of 2.4, so it is decoded again at rising
-    temperatures, 5 samples each, and comes out garbled).
+    text drop words), VAD before sequential decoding (2-7x SLOWER, WER
+    0.15-0.36: with the pauses cut, a 30-s window of this repetitive
+    narration compresses past faster-whisper's ``compression_ratio_threshold``
+    of 2.4, so it is decoded again at rising temperatures, 5 samples each,
+    and comes out garbled).
     """
     settings = Settings.coerce(settings)
     device, _ = whisper_device(settings)
@@ -295,10 +293,7 @@ def whisper_decoding(settings=None):
     if not streams:
         cpu_sequential = device == "cpu" and not batch_size
         streams = min(whisper_cpu_threads(), MAX_STREAMS) if cpu_sequential else 1
-    cpu_beam = device == "cpu" and not batch_size
-    beam_size = _auto_int(
-        settings.whisper_beam_size, CPU_BEAM_SIZE if cpu_beam else BEAM_SIZE
-    )
+    beam_size = _auto_int(settings.whisper_beam_size, BEAM_SIZE)
     return Decoding(batch_size, bool(vad), max(beam_size, 1), max(streams, 1))
 
 
