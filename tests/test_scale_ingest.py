@@ -70,8 +70,11 @@ def test_one_cpu_thread_means_one_stream(monkeypatch):
 def test_the_cpu_model_lets_each_stream_decode_at_once(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     settings = Settings.load(whisper_device="cpu")
-    model = speech.load_speech_model(("faster-whisper", "tiny.en"), settings)
-    assert model.model.device == "cpu" and model.model.num_workers == 2
+    name = ("faster-whisper", "tiny.en")
+    two = speech.load_speech_model(name, settings, streams=2)
+    assert two.model.device == "cpu" and two.model.num_workers == 2
+    one = speech.load_speech_model(name, settings)  # all the threads in one
+    assert one is not two and one.model.num_workers == 1
 
 
 def test_decoding_settings_come_from_the_environment(monkeypatch):

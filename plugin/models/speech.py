@@ -322,16 +322,21 @@ def whisper_cpu_threads():
     return min(cores, DEFAULT_CPU_THREADS)
 
 
-def load_speech_model(model, settings=None):
+def load_speech_model(model, settings=None, streams=1):
     """Loads (and caches) a model: a :class:`SpeechModel`, or a
     ``(backend, name)`` pair to resolve first. Assembles the packaged
-    ``base`` on first use."""
+    ``base`` on first use.
+
+    ``streams``: on CPUs, how many threads will decode with it at once; they
+    share :func:`whisper_cpu_threads`. One model per count: audio too short
+    to be cut (:func:`whisper_decoding`) gets all the threads (measured: 150-s
+    videos imported 1.3x faster with 2 threads than with one)."""
     if not isinstance(model, SpeechModel):
         model = resolve_speech_model(*model, settings=settings)
     device, compute_type = whisper_device(settings)
     threads, workers = 0, 1
-    if device == "cpu":  # the threads shared by the streams (whisper_decoding)
-        workers = whisper_decoding(settings).streams
+    if device == "cpu":
+        workers = max(int(streams), 1)
         threads = max(whisper_cpu_threads() // workers, 1)
     with _LOCK:  # one load (and one assembly) at a time
         if model.assemble:

@@ -82,8 +82,7 @@ def transcribe_audio(
     spec = resolve_speech_model(backend, model, settings)
     if backend == "faster-whisper":
         try:  # CUDA errors come at load or, lazily, while decoding
-            whisper_model = load_speech_model(spec, settings)
-            words, found = _faster_whisper(whisper_model, audio, language, settings)
+            words, found = _faster_whisper(spec, audio, language, settings)
         except RuntimeError as e:
             if not (is_auto_cuda(settings) and _is_cuda_error(e)):
                 raise
@@ -108,7 +107,7 @@ def _is_cuda_error(error):
     return any(word in text for word in ("cuda", "cublas", "cudnn"))
 
 
-def _faster_whisper(whisper_model, audio, language, settings):
+def _faster_whisper(spec, audio, language, settings):
     """Runs faster-whisper as :func:`whisper_decoding` says: sequential (in
     parallel parts cut at quiet moments), or the batched pipeline (cut by
     VAD, or into fixed 30-s clips without it). Returns ``(words, language)``,
@@ -121,7 +120,8 @@ def _faster_whisper(whisper_model, audio, language, settings):
     }
     if decoding.batch_size:
         clips = None if decoding.vad else fixed_clips(len(audio) / SAMPLE_RATE)
-        segments, info = batched_pipeline(whisper_model).transcribe(
+        pipeline = batched_pipeline(load_speech_model(spec, settings))
+        segments, info = pipeline.transcribe(
             audio,
             batch_size=decoding.batch_size,
             vad_filter=decoding.vad,
@@ -129,8 +129,8 @@ def _faster_whisper(whisper_model, audio, language, settings):
             **kwargs,
         )
         return _words(segments), info.language
-    parts = min(decoding.streams, int(len(audio) / SAMPLE_RATE // MIN_STREAM_S))
-    cuts = quiet_cuts(audio, max(parts, 1))
+    cuts = quiet_cuts(audio, stream_count(len(audio) / SAMPLE_RATE, decoding))
+    whisper_model = load_speech_model(spec, settings, streams=len(cuts) - 1)
 
     def decode(n):  # the segments are lazy: decoding happens here
         part = audio[cuts[n] : cuts[n + 1]]
@@ -145,6 +145,12 @@ def _faster_whisper(whisper_model, audio, language, settings):
         with ThreadPoolExecutor(len(cuts) - 1) as pool:
             results = list(pool.map(decode, range(len(cuts) - 1)))
     return [w for words, _ in results for w in words], results[0][1]
+
+
+def stream_count(seconds, decoding):
+    """How many parts sequential decoding cuts ``seconds`` of audio into
+    (each at least ``MIN_STREAM_S`` long, at most ``decoding.streams``)."""
+    return max(1, min(decoding.streams, int(seconds // MIN_STREAM_S)))
 
 
 def _words(segments, offset=0.0):
