@@ -19,11 +19,12 @@ only looks things up: it writes nothing. Loading does the work.
 The device comes from :class:`~plugin.settings.Settings`
 (``VRAG_WHISPER_DEVICE`` / ``VRAG_WHISPER_COMPUTE_TYPE``); see
 :func:`whisper_device`. How faster-whisper decodes (sequential or
-``BatchedInferencePipeline``, VAD, beam size) follows the device, measured in
-docs/scaling.md; ``VRAG_WHISPER_BATCH_SIZE`` / ``VRAG_WHISPER_VAD`` override
-it (:func:`whisper_decoding`). CPU threads per model: ``OMP_NUM_THREADS``
+``BatchedInferencePipeline``, VAD, beam size, parallel streams on CPUs)
+follows the device, measured in docs/scaling.md; ``VRAG_WHISPER_BATCH_SIZE``
+/ ``VRAG_WHISPER_VAD`` / ``VRAG_WHISPER_STREAMS`` / ``VRAG_WHISPER_BEAM_SIZE``
+override it (:func:`whisper_decoding`). CPU threads: ``OMP_NUM_THREADS``
 when set (the worker pool, :mod:`plugin.video.pool`, sets it per worker),
-else up to 8 (:func:`whisper_cpu_threads`).
+else up to 8 (:func:`whisper_cpu_threads`), shared by the streams.
 """
 
 import functools
@@ -261,19 +262,20 @@ def whisper_decoding(settings=None):
     moment into parts decoded at once, each from its own start
     (``quiet_cuts`` in :mod:`plugin.video.transcribe`).
 
-    Why, measured on 2 cores (bench/results/scale_ingest.md, 10-minute
-    narrated video, quiet machine): one decoder of 2 threads took 17-18 s
-    (the threads wait on each other at every small decoding step; under
-    load far worse), one of 1 thread 14-15 s, 2 streams of 1 thread 8.7-9.3
-    s: a 10-minute import in 8-9 s instead of 17. The price: each part
-    starts without the text before it; word error rate against the known
-    narration 0.049 instead of 0.03 on the whole video, 0.044-0.051 instead
-    of 0.036 averaged over 5 cuts of it, the same 0.07 on the varied 25-s
-    sample. Not chosen: beam 3 (no faster, same WER, and drops periods more
-    often, so sentences merge), beam 1 (WER 0.16 on the sample), the
+    Why, measured on 2 cores (bench/bench_scale_ingest.py, 10-minute
+    narrated video, load average under 2): one decoder of 2 threads took
+    15-19 s (its threads wait on each other at every small decoding step;
+    under load, far worse), one of 1 thread 14-15 s, 2 streams of 1 thread
+    8.7-10.3 s; the whole import 8.8-9.9 s (61-68x real time) instead of
+    17-18.5 s (53x vs 36x at load 3). The price: each part starts without
+    the text before it; word error rate against the known narration 0.049
+    instead of 0.03 on the whole video, 0.044-0.05 instead of 0.032-0.036
+    averaged over 5 cuts of it, the same 0.07 on the varied 25-s sample.
+    Not chosen: beam 3 (no faster in 2 streams, same WER, drops periods
+    more often so sentences merge), beam 1 (WER 0.16 on the sample), the
     batched pipeline (WER 0.09: 30-s chunks decoded without the previous
     text drop words), VAD before sequential decoding (2-7x SLOWER, WER
-    0.15-0.36: with the pauses cut, a 30-s window of this repetitive
+    0.15-0.34: with the pauses cut, a 30-s window of this repetitive
     narration compresses past faster-whisper's ``compression_ratio_threshold``
     of 2.4, so it is decoded again at rising temperatures, 5 samples each,
     and comes out garbled).
