@@ -16,8 +16,7 @@ import tempfile
 import uuid
 
 import pytest
-
-from plugin.process import free_port
+from support.ports import stable_free_port
 
 # Isolate the workbench's files (local store, frames) from the user's.
 _SESSION_HOME = tempfile.mkdtemp(prefix="vrag-test-home-")
@@ -29,7 +28,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-os.environ.setdefault("VRAG_MILVUS_LITE_PORT", str(free_port()))
+os.environ.setdefault(
+    "VRAG_MILVUS_LITE_PORT", str(stable_free_port())
+)  # restarted in tests
 
 
 @pytest.fixture(scope="session", autouse=True)

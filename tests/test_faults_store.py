@@ -23,6 +23,7 @@ from support.faults import (
     thaw,
     with_credentials,
 )
+from support.ports import stable_free_port
 
 from plugin import process
 from plugin.errors import StoreUnreachableError
@@ -73,7 +74,7 @@ def remote(tmp_path_factory, tiny_clip):
     """Both indexes on a Lite server reached by URI, with credentials in it:
     a server the workbench does not start (as a real Milvus server)."""
     root = tmp_path_factory.mktemp("remote")
-    server = LocalMilvusServer(root=root / "store", port=process.free_port())
+    server = LocalMilvusServer(root=root / "store", port=stable_free_port())
     settings = Settings.load(milvus_uri=with_credentials(server.ensure_running()))
     dataset = make_frames_dataset(root / "images")
     _index(dataset, tiny_clip, settings)

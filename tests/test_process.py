@@ -4,13 +4,13 @@ Real processes: a small HTTP server (Python's ``http.server``) that starts a
 child of its own, as Milvus starts etcd and vLLM its workers.
 """
 
-import random
 import socket
 import sys
 import textwrap
 import time
 
 import pytest
+from support.ports import stable_free_port
 
 from plugin import process
 
@@ -78,23 +78,10 @@ def test_start_liveness_and_stop_the_whole_group(start_server):
     assert process.stop_group(proc.pid) is True  # stopping again is harmless
 
 
-def _port_outside_ephemeral_range():
-    """A free port the OS never hands out as the local end of a connection
-    (Linux: 32768-60999): an ephemeral port can be taken by any process's
-    outgoing connection between the stop and the check, as seen once on a
-    busy machine (the check then rightly says "not free")."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 32000)
-        if process.port_is_free(port):
-            return port
-    raise AssertionError("no free port in 20000-32000")
-
-
 def test_port_reused_after_stop(start_server):
     """A stopped server leaves TIME_WAIT sockets on its port; the port must
     still count as free, so a restart keeps its port."""
-    port = _port_outside_ephemeral_range()
+    port = stable_free_port()  # a restart on an ephemeral port can race
     proc, _, _ = start_server(port)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
         client.sendall(b"GET / HTTP/1.0\r\n\r\n")
