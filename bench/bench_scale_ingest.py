@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_import import CACHE_DIR, CIFAR_DIR, CLASSES, make_bench_video  # noqa: E402
-
+# bench_import (CIFAR classes, torch) is imported where used: the pool's
+# spawned workers import this module again, and torch costs each ~0.5 GB
 from bench.results_io import save_results  # noqa: E402
 
 LIBRARY_VIDEOS, LIBRARY_SCENES, SCENE_S = 4, 30, 5.0
@@ -58,6 +58,8 @@ def bench_narration(scenes=120, offset=0):
 
 
 def _sentence(n, offset=0):
+    from bench_import import CLASSES
+
     cls = CLASSES[(n + offset) % len(CLASSES)]
     article = "an" if cls[0] in "aeiou" else "a"
     return f"Scene {n + 1}. Here we see {article} {cls}."
@@ -65,6 +67,7 @@ def _sentence(n, offset=0):
 
 def make_library():
     """4 distinct narrated 150-s videos (cached)."""
+    from bench_import import CACHE_DIR, CIFAR_DIR, CLASSES
     from PIL import Image
 
     from tests.support.synth import Scene, make_narrated_video
@@ -381,6 +384,8 @@ def main():
     rounds = (
         int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 2
     )
+    from bench_import import make_bench_video
+
     video = make_bench_video()
     library = make_library()
     with tempfile.TemporaryDirectory() as home:
