@@ -185,15 +185,15 @@ def test_auto_falls_back_to_the_cpu_when_cuda_cannot_run(narrated, monkeypatch):
         (dict(num_videos=3, cores=16, device="cpu"), (3, 5, "videos")),
         # a few per GPU
         (dict(num_videos=10, cores=16, device="cuda"), (4, 4, "cuda default")),
-        # memory: 4 GB available, 0.7 of it, 3 GB a worker -> 1
+        # memory: 4 GB available, 0.7 of it, 2 GB a worker -> 1
         (
             dict(num_videos=10, cores=16, device="cpu", available_bytes=4 * GB),
             (1, 8, "memory"),
         ),
-        # a 3-hour video's audio counts: 100 GB -> 70 / (3 + 2.07) -> 13
+        # a 3-hour video's audio counts: 100 GB -> 70 / (2 + 2.07) -> 17
         (
             dict(num_videos=40, cores=64, device="cpu", longest_s=3 * 3600.0),
-            (13, 4, "memory"),
+            (17, 3, "memory"),
         ),
         (dict(num_videos=10, cores=8, device="cpu", workers=2), (2, 4, "asked")),
     ],

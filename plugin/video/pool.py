@@ -30,10 +30,10 @@ from plugin.video.inputs import ImportReport, VideoResult, find_videos
 from plugin.video.options import ImportOptions
 
 #: What one worker needs beside its audio: Python, FiftyOne, PyAV, the
-#: Whisper model(s). Measured: 2.9 GB peak RSS for a worker importing 150-s
-#: videos with tiny.en on the CPU in 2 decoding streams (1.9 GB with one;
-#: bench/results/scale_ingest.md).
-WORKER_BYTES = 3_000_000_000
+#: Whisper model(s). Measured: a pool worker peaks at 0.73 GB with one
+#: decoding stream, 1.19 GB with two (bench/bench_scale_ingest.py); 2 GB
+#: leaves room for larger Whisper models.
+WORKER_BYTES = 2_000_000_000
 #: Audio is decoded whole to 16 kHz float32 (64 kB/s); Whisper's features
 #: and the decoder's copies roughly triple it.
 AUDIO_BYTES_PER_S = 3 * 16000 * 4
