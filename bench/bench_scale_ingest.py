@@ -27,7 +27,6 @@ root: ``.venv/bin/python bench/bench_scale_ingest.py [--quick] [--rounds N]``
 import contextlib
 import os
 import re
-import resource
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 # bench_import (CIFAR classes, torch) is imported where used: the pool's
 # spawned workers import this module again, and torch costs each ~0.5 GB
 from bench.results_io import save_results  # noqa: E402
+from bench.scale_ingest_markdown import to_markdown  # noqa: E402
 
 LIBRARY_VIDEOS, LIBRARY_SCENES, SCENE_S = 4, 30, 5.0
 SAMPLE_TEXT = (
@@ -288,7 +288,8 @@ def bench_pool(paths, duration):
         if fo.dataset_exists(name):
             fo.delete_dataset(name)
         started = time.perf_counter()
-        report = import_in_parallel(paths, dataset=name, workers=workers)
+        with watch_new_children() as peaks:
+            report = import_in_parallel(paths, dataset=name, workers=workers)
         wall = time.perf_counter() - started
         fo.delete_dataset(name)
         bad = [v for v in report.videos if v.status != "imported"]
@@ -298,83 +299,43 @@ def bench_pool(paths, duration):
             "wall_s": round(wall, 2),
             "x_real_time": round(duration / wall, 1),
             "threads_per_worker": report.plan.threads,
+            "worker_peak_rss_bytes": max(peaks.values(), default=0),
         }
         print("pool", workers, rows[str(workers)], flush=True)
     one = rows["1"]["wall_s"]
     for row in rows.values():
         row["speedup"] = round(one / row["wall_s"], 2)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    peak = max(row["worker_peak_rss_bytes"] for row in rows.values())
     return {"workers": rows, "worker_peak_rss_bytes": peak}
 
 
-def to_markdown(r):
-    lines = [
-        f"Machine: {r['cpus']} CPU cores, shared with other work: load average "
-        f"{r['load_before']} at the start, {r['load_after']} at the end (each "
-        "run's own is in the JSON). faster-whisper tiny.en, int8, CPU. Variants "
-        f"ran in turn, {r['rounds']} rounds; medians.",
-        "",
-        "**Whisper decoding** (seconds; x real time; CPU seconds of the process; "
-        "word error rate against the known narration):",
-        "",
-        "| Variant | 10-min video | CPU s | WER | 25-s sample | CPU s | WER |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, row in r["decoding"].items():
-        a, b = row["10min"], row["sample"]
-        lines.append(
-            f"| {name} | {a['seconds']} s ({a['x_real_time']}x) | {a['cpu_s']} | "
-            f"{a['wer']} | {b['seconds']} s | {b['cpu_s']} | {b['wer']} |"
-        )
-    lines += [
-        "",
-        "**WER with the 10-min video cut to start at "
-        f"{', '.join(map(str, CUT_STARTS_S))} s** (the streams' split and the "
-        "30-s windows fall elsewhere):",
-        "",
-        "| Variant | WERs | mean | segments (sentences said) |",
-        "|---|---|---:|---|",
-        *[
-            f"| {name} | {', '.join(map(str, row['wers']))} | {row['mean_wer']} | "
-            + ", ".join(f"{a} ({b})" for a, b in zip(row["segments"], row["sentences"]))
-            + " |"
-            for name, row in r["cut_wer"].items()
-        ],
-        "",
-        "**One 10-minute video, imported** (median of the wall times listed):",
-        "",
-        "| Variant | Wall s | x real time | CPU s | sampling | writing | "
-        "transcription | rest | runs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for name, imp in r["import"].items():
-        st = imp["stages_s"]
-        lines.append(
-            f"| {name} | {imp['wall_s']} | **{imp['x_real_time']}x** | "
-            f"{imp['cpu_s']} | {st['sampling']} | {st['writing']} | "
-            f"{st['transcription']} | {st['rest (not during transcription)']} | "
-            f"{', '.join(map(str, imp['walls_s']))} |"
-        )
-    lines += [
-        "",
-        "(rest: the wall time outside transcription; with the overlap, sampling "
-        "and writing the frames ran during it.)",
-        "",
-        f"**Library of {LIBRARY_VIDEOS} videos ({r['library_s'] / 60:.0f} min), "
-        "worker pool**:",
-        "",
-        "| Workers | Threads each | Wall s | x real time | Speed-up |",
-        "|---:|---:|---:|---:|---:|",
-        *[
-            f"| {w} | {row['threads_per_worker']} | {row['wall_s']} | "
-            f"{row['x_real_time']}x | {row['speedup']}x |"
-            for w, row in r["pool"]["workers"].items()
-        ],
-        "",
-        "Peak memory of the largest child process the bench waited for (a pool "
-        f"worker, or an earlier one): {r['pool']['worker_peak_rss_bytes'] / 1e9:.2f} GB.",
-    ]
-    return "\n".join(lines) + "\n"
+@contextlib.contextmanager
+def watch_new_children(every_s=0.2):
+    """Peak RSS (sampled) of each process started under this one meanwhile:
+    the pool's workers (ru_maxrss of children counts every child the bench
+    ever waited for)."""
+    import threading
+
+    import psutil
+
+    me, stop, peaks = psutil.Process(), threading.Event(), {}
+    before = {p.pid for p in me.children(recursive=True)}
+
+    def watch():
+        while not stop.wait(every_s):
+            for child in me.children(recursive=True):
+                if child.pid not in before:
+                    with contextlib.suppress(psutil.Error):
+                        rss = child.memory_info().rss
+                        peaks[child.pid] = max(peaks.get(child.pid, 0), rss)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join()
 
 
 def main():
@@ -397,6 +358,8 @@ def main():
             "decoding": bench_decoding(video, quick, rounds),
             "cut_wer": bench_cut_wer(load_audio(video), CUT_VARIANTS),
             "import": bench_import(video, 600.0, rounds),
+            "cut_starts_s": CUT_STARTS_S,
+            "library_videos": LIBRARY_VIDEOS,
             "library_s": LIBRARY_VIDEOS * LIBRARY_SCENES * SCENE_S,
         }
         results["pool"] = bench_pool(library, results["library_s"])
