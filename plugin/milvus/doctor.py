@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from plugin.milvus.resolver import is_lite_connection
 from plugin.settings import Settings
 
 LITE_MOVE_ABOVE = 100_000  # rows in one collection
@@ -70,7 +71,7 @@ def examine(settings=None, datasets=None, probes=PROBES):
     report = {
         "store": connection.display_uri,
         "kind": connection.kind,
-        "is_lite": _is_lite(connection),
+        "is_lite": is_lite_connection(connection),
         "datasets": [],
     }
     claimed = set()
@@ -165,12 +166,6 @@ def main(argv=None):
     report = examine(datasets=args.dataset)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
-
-
-def _is_lite(connection):
-    from plugin.milvus.resolver import LITE_FILE, LOCAL, is_milvus_lite
-
-    return connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri)
 
 
 def _measure(client, collection, probes):

@@ -85,6 +85,12 @@ class MilvusConnection:
         return milvus_client(self, timeout, connect_timeout)
 
 
+def is_lite_connection(connection):
+    """True when a resolved connection is a Milvus Lite store (the managed
+    local server or a ``.db`` file): indexed by size, serving one machine."""
+    return connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri)
+
+
 def is_milvus_lite(uri):
     """True for a Milvus Lite store: a ``.db`` file or the managed local
     server (whose URI is only known from its state file)."""

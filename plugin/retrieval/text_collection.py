@@ -17,7 +17,8 @@ import logging
 
 from plugin.clients import forget_milvus_client
 from plugin.errors import IndexConfigError
-from plugin.milvus import LITE_FILE, LOCAL, guard, is_milvus_lite
+from plugin.milvus import guard
+from plugin.milvus.resolver import is_lite_connection
 from plugin.milvus.schema import TRANSCRIPT_SHAPE
 from plugin.progress import report
 from plugin.retrieval import lite_index
@@ -90,17 +91,12 @@ def create_collection(client, connection, name, dimension, metric):
     client.create_collection(name, schema=schema, index_params=index)
 
 
-def is_lite(connection):
-    """Whether ``connection`` is a Milvus Lite store (indexed by size)."""
-    return connection.kind in (LOCAL, LITE_FILE) or is_milvus_lite(connection.uri)
-
-
 def index_params(connection, metric, rows=0):
     """The vector index of a text collection of ``rows`` on ``connection``'s
     store: by size on Milvus Lite (a new one is empty: FLAT, and
     insert_rows refits it), HNSW on a server."""
     metric_type = MILVUS_METRICS[metric]
-    if is_lite(connection):
+    if is_lite_connection(connection):
         return lite_index.lite_index_params(metric_type, rows)
     params = dict(lite_index.SERVER_HNSW_BUILD)
     return {"index_type": "HNSW", "metric_type": metric_type, "params": params}
@@ -123,7 +119,11 @@ def current_search_params(client, connection, collection, metric, k):
     """:func:`search_params` for ``collection``'s index NOW: on Lite another
     process may have refitted it (FLAT -> IVF_FLAT) since it was built, so
     its index is read first (~1 ms), as brain_fixes does for frames."""
-    index = lite_index.describe(client, collection) if is_lite(connection) else None
+    index = (
+        lite_index.describe(client, collection)
+        if is_lite_connection(connection)
+        else None
+    )
     return search_params(MILVUS_METRICS[metric], k, index)
 
 
